@@ -1,0 +1,222 @@
+// Package config loads the worker's YAML configuration, applies environment overrides and validates it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid marks a configuration that cannot run; the message names the key.
+var ErrInvalid = errors.New("invalid config")
+
+// Config is the whole worker configuration. Every field's default is written beside it.
+type Config struct {
+	// APIKey and APISecret are one of livekit-server's `keys` pairs; used to sign the recorder's join token.
+	// Env: LIVEKIT_API_KEY, LIVEKIT_API_SECRET. Required.
+	APIKey    string `yaml:"api_key"`
+	APISecret string `yaml:"api_secret"`
+	// WsURL is the LiveKit server URL the recorder joins, e.g. ws://127.0.0.1:7880. Env: LIVEKIT_WS_URL. Required.
+	WsURL string `yaml:"ws_url"`
+	// Redis is the livekit-server's Redis, the psrpc bus. Required.
+	Redis RedisConfig `yaml:"redis"`
+	// HTTPAddr serves /healthz, /readyz and /metrics. Default "127.0.0.1:9090"; "" turns it off. Env: MEDIAWORKER_HTTP_ADDR.
+	HTTPAddr string `yaml:"http_addr"`
+	// LogLevel is debug, info, warn or error. Default info. Env: MEDIAWORKER_LOG_LEVEL.
+	LogLevel string `yaml:"log_level"`
+	// TmpDir holds each job's working files (<tmp_dir>/<egress_id>/). Default os.TempDir()/mediaworker.
+	TmpDir string `yaml:"tmp_dir"`
+	// LocalOutputDir is where outputs without storage are written; request paths are relative to it
+	// and cannot escape it. Default "./recordings". Env: MEDIAWORKER_LOCAL_OUTPUT_DIR.
+	LocalOutputDir string `yaml:"local_output_dir"`
+	// Capacity sets what each job costs and how much of the machine the worker may use.
+	Capacity CapacityConfig `yaml:"capacity"`
+	// Timeouts bound waits on the server and the room.
+	Timeouts TimeoutConfig `yaml:"timeouts"`
+}
+
+// RedisConfig addresses the Redis shared with livekit-server.
+type RedisConfig struct {
+	// Address is host:port. Env: REDIS_ADDR. Required.
+	Address string `yaml:"address"`
+	// Username and Password authenticate to Redis. Default empty. Env: REDIS_USERNAME, REDIS_PASSWORD.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// DB is the database number. Default 0.
+	DB int `yaml:"db"`
+}
+
+// CapacityConfig is the admission model: a job is claimed only while its cost fits in what is left.
+type CapacityConfig struct {
+	// MaxCPUUtilization is the share of all cores jobs may use. Default 0.8.
+	MaxCPUUtilization float64 `yaml:"max_cpu_utilization"`
+	// TrackCPUCost is the cores reserved per track egress (no transcoding). Default 0.02 (measured: see docs/benchmarks.md).
+	TrackCPUCost float64 `yaml:"track_cpu_cost"`
+	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
+	MaxJobs int `yaml:"max_jobs"`
+}
+
+// TimeoutConfig bounds waits.
+type TimeoutConfig struct {
+	// IOCreate bounds IOInfo.CreateEgress. Default 15s.
+	IOCreate time.Duration `yaml:"io_create"`
+	// IOUpdate bounds each IOInfo.UpdateEgress attempt series. Default 30s.
+	IOUpdate time.Duration `yaml:"io_update"`
+	// TrackWait is how long a job waits for its track to be published before failing. Default 30s.
+	TrackWait time.Duration `yaml:"track_wait"`
+	// DrainGrace is how long SIGTERM lets running jobs finish before stopping them. Default 1h.
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// StopGrace is how long a stopped job may take to finalise and upload before it is killed. Default 2m.
+	StopGrace time.Duration `yaml:"stop_grace"`
+}
+
+// Default returns the configuration before the file and the environment are applied.
+func Default() *Config {
+	return &Config{
+		HTTPAddr:       "127.0.0.1:9090",
+		LogLevel:       "info",
+		TmpDir:         os.TempDir() + "/mediaworker",
+		LocalOutputDir: "./recordings",
+		Capacity: CapacityConfig{
+			MaxCPUUtilization: 0.8,
+			TrackCPUCost:      0.02,
+			MaxJobs:           200,
+		},
+		Timeouts: TimeoutConfig{
+			IOCreate:   15 * time.Second,
+			IOUpdate:   30 * time.Second,
+			TrackWait:  30 * time.Second,
+			DrainGrace: time.Hour,
+			StopGrace:  2 * time.Minute,
+		},
+	}
+}
+
+// Load reads the YAML at path (or MEDIAWORKER_CONFIG_BODY when path is ""), applies env overrides and validates.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var body []byte
+	switch {
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+		body = b
+	case getenv("MEDIAWORKER_CONFIG_BODY") != "":
+		body = []byte(getenv("MEDIAWORKER_CONFIG_BODY"))
+	}
+	c, err := Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly over the defaults: unknown keys are errors.
+func Parse(body []byte) (*Config, error) {
+	c := Default()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return c, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return c, nil
+}
+
+// Marshal renders the config as YAML (used to hand it to job processes).
+func (c *Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"LIVEKIT_API_KEY":              &c.APIKey,
+		"LIVEKIT_API_SECRET":           &c.APISecret,
+		"LIVEKIT_WS_URL":               &c.WsURL,
+		"REDIS_ADDR":                   &c.Redis.Address,
+		"REDIS_USERNAME":               &c.Redis.Username,
+		"REDIS_PASSWORD":               &c.Redis.Password,
+		"MEDIAWORKER_HTTP_ADDR":        &c.HTTPAddr,
+		"MEDIAWORKER_LOG_LEVEL":        &c.LogLevel,
+		"MEDIAWORKER_TMP_DIR":          &c.TmpDir,
+		"MEDIAWORKER_LOCAL_OUTPUT_DIR": &c.LocalOutputDir,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	if v := getenv("REDIS_DB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%w: REDIS_DB must be a number, got %q", ErrInvalid, v)
+		}
+		c.Redis.DB = n
+	}
+	return nil
+}
+
+// Validate checks every field; the error names the key to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.APIKey == "" || c.APISecret == "" {
+		bad("api_key and api_secret are required (or LIVEKIT_API_KEY / LIVEKIT_API_SECRET): one of livekit-server's keys pairs")
+	}
+	if u, err := url.Parse(c.WsURL); c.WsURL == "" || err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") {
+		bad("ws_url must be the LiveKit server URL like ws://127.0.0.1:7880 (or LIVEKIT_WS_URL), got %q", c.WsURL)
+	}
+	if c.Redis.Address == "" {
+		bad("redis.address is required (or REDIS_ADDR): the Redis livekit-server uses")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.TmpDir == "" {
+		bad("tmp_dir must not be empty")
+	}
+	if c.LocalOutputDir == "" {
+		bad("local_output_dir must not be empty")
+	}
+	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
+		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)
+	}
+	if c.Capacity.TrackCPUCost <= 0 {
+		bad("capacity.track_cpu_cost must be > 0, got %v", c.Capacity.TrackCPUCost)
+	}
+	if c.Capacity.MaxJobs <= 0 {
+		bad("capacity.max_jobs must be > 0, got %d", c.Capacity.MaxJobs)
+	}
+	for key, d := range map[string]time.Duration{
+		"timeouts.io_create": c.Timeouts.IOCreate, "timeouts.io_update": c.Timeouts.IOUpdate,
+		"timeouts.track_wait": c.Timeouts.TrackWait, "timeouts.drain_grace": c.Timeouts.DrainGrace,
+		"timeouts.stop_grace": c.Timeouts.StopGrace,
+	} {
+		if d <= 0 {
+			bad("%s must be a positive duration like 30s, got %v", key, d)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// CPUs is the number of cores the admission model counts.
+func CPUs() float64 { return float64(runtime.NumCPU()) }

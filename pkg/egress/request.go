@@ -1,0 +1,147 @@
+// Package egress turns an egress request into a job: validation, output naming, and running it.
+package egress
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
+	"github.com/livekit/psrpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind names a job kind; it labels metrics and picks the CPU cost.
+type Kind string
+
+const (
+	KindTrack          Kind = "track"
+	KindRoomComposite  Kind = "room_composite"
+	KindWeb            Kind = "web"
+	KindParticipant    Kind = "participant"
+	KindTrackComposite Kind = "track_composite"
+	KindV2             Kind = "egress"
+	KindReplay         Kind = "replay"
+)
+
+// ErrUnimplemented marks a request this worker does not serve yet (see the README's table).
+var ErrUnimplemented = errors.New("not implemented by mediaworker yet")
+
+// Request is a validated StartEgressRequest.
+type Request struct {
+	Kind     Kind
+	RoomName string
+	Raw      *rpc.StartEgressRequest
+}
+
+// Inspect validates req and returns what it asks for. Errors are psrpc errors whose code reaches the API caller:
+// InvalidArgument for a request that can never work, Unimplemented for one this worker cannot serve yet.
+func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
+	if req.GetEgressId() == "" {
+		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress_id is empty")
+	}
+	r := &Request{Raw: req}
+	switch q := req.Request.(type) {
+	case *rpc.StartEgressRequest_Track:
+		r.Kind, r.RoomName = KindTrack, q.Track.GetRoomName()
+		return r, inspectTrack(q.Track)
+	case *rpc.StartEgressRequest_RoomComposite:
+		r.Kind, r.RoomName = KindRoomComposite, q.RoomComposite.GetRoomName()
+	case *rpc.StartEgressRequest_Web:
+		r.Kind = KindWeb
+	case *rpc.StartEgressRequest_Participant:
+		r.Kind, r.RoomName = KindParticipant, q.Participant.GetRoomName()
+	case *rpc.StartEgressRequest_TrackComposite:
+		r.Kind, r.RoomName = KindTrackComposite, q.TrackComposite.GetRoomName()
+	case *rpc.StartEgressRequest_Egress:
+		r.Kind, r.RoomName = KindV2, q.Egress.GetRoomName()
+	case *rpc.StartEgressRequest_Replay:
+		r.Kind = KindReplay
+	default:
+		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress request has no source (room composite, web, participant, track composite or track)")
+	}
+	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
+}
+
+func inspectTrack(t *livekit.TrackEgressRequest) error {
+	switch {
+	case t.GetRoomName() == "":
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: room_name is required")
+	case t.GetTrackId() == "":
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: track_id is required")
+	case t.GetWebsocketUrl() != "":
+		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress to websocket_url is %v; use a file output", ErrUnimplemented)
+	case t.GetFile() == nil:
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: a file output (DirectFileOutput) is required")
+	}
+	f := t.GetFile()
+	switch f.Output.(type) {
+	case nil, *livekit.DirectFileOutput_S3:
+	case *livekit.DirectFileOutput_Gcp, *livekit.DirectFileOutput_Azure, *livekit.DirectFileOutput_AliOSS:
+		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress: only S3 (and S3-compatible) or local storage is supported yet; GCP, Azure and AliOSS are %v", ErrUnimplemented)
+	}
+	if s3 := f.GetS3(); s3 != nil && s3.GetBucket() == "" {
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: s3.bucket is required")
+	}
+	return nil
+}
+
+// NewInfo is the STARTING EgressInfo the worker returns from StartEgress and sends to IOInfo.CreateEgress.
+// Its request is a copy with credentials redacted: infos reach the server's store and webhooks.
+func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
+	info := &livekit.EgressInfo{
+		EgressId:   r.Raw.EgressId,
+		RoomId:     r.Raw.RoomId,
+		RoomName:   r.RoomName,
+		SourceType: livekit.EgressSourceType_EGRESS_SOURCE_TYPE_SDK,
+		Status:     livekit.EgressStatus_EGRESS_STARTING,
+		StartedAt:  now.UnixNano(),
+		UpdatedAt:  now.UnixNano(),
+	}
+	req := proto.Clone(r.Raw).(*rpc.StartEgressRequest)
+	switch q := req.Request.(type) {
+	case *rpc.StartEgressRequest_Track:
+		redactS3(q.Track.GetFile().GetS3())
+		info.Request = &livekit.EgressInfo_Track{Track: q.Track}
+	case *rpc.StartEgressRequest_RoomComposite:
+		info.Request = &livekit.EgressInfo_RoomComposite{RoomComposite: q.RoomComposite}
+	case *rpc.StartEgressRequest_Web:
+		info.SourceType = livekit.EgressSourceType_EGRESS_SOURCE_TYPE_WEB
+		info.Request = &livekit.EgressInfo_Web{Web: q.Web}
+	case *rpc.StartEgressRequest_Participant:
+		info.Request = &livekit.EgressInfo_Participant{Participant: q.Participant}
+	case *rpc.StartEgressRequest_TrackComposite:
+		info.Request = &livekit.EgressInfo_TrackComposite{TrackComposite: q.TrackComposite}
+	case *rpc.StartEgressRequest_Egress:
+		info.Request = &livekit.EgressInfo_Egress{Egress: q.Egress}
+	}
+	return info
+}
+
+// redactS3 hides credentials; the placeholders match the official service's.
+func redactS3(s3 *livekit.S3Upload) {
+	if s3 == nil {
+		return
+	}
+	for p, name := range map[*string]string{&s3.AccessKey: "{access_key}", &s3.Secret: "{secret}", &s3.SessionToken: "{session_token}", &s3.AssumeRoleExternalId: "{external_id}"} {
+		if *p != "" {
+			*p = name
+		}
+	}
+}
+
+// IsTerminal reports whether status ends an egress (each terminal update fires egress_ended).
+func IsTerminal(s livekit.EgressStatus) bool {
+	switch s {
+	case livekit.EgressStatus_EGRESS_COMPLETE, livekit.EgressStatus_EGRESS_FAILED,
+		livekit.EgressStatus_EGRESS_ABORTED, livekit.EgressStatus_EGRESS_LIMIT_REACHED:
+		return true
+	}
+	return false
+}
+
+// Describe is a short human label for logs.
+func (r *Request) Describe() string {
+	return fmt.Sprintf("%s egress %s in room %q", r.Kind, r.Raw.EgressId, r.RoomName)
+}

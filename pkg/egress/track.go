@@ -1,0 +1,297 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	lkegress "github.com/livekit/protocol/egress"
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/config"
+	"github.com/mediaworker/mediaworker/pkg/container"
+	"github.com/mediaworker/mediaworker/pkg/source"
+	"github.com/mediaworker/mediaworker/pkg/upload"
+)
+
+// Env is what a job needs from the process it runs in.
+type Env struct {
+	Conf *config.Config
+	Log  *slog.Logger
+	// Status receives every update; the last one is terminal.
+	Status func(*livekit.EgressInfo)
+	// Stop is closed when the job must end cleanly (StopEgress, shutdown, worker gone).
+	Stop <-chan struct{}
+}
+
+// RunTrack records one track to a file without transcoding (Opus → Ogg, H.264 → fragmented MP4,
+// VP8/VP9 → WebM), then stores it. It always ends by sending a terminal status.
+func RunTrack(ctx context.Context, env Env, r *Request) {
+	info := NewInfo(r, time.Now())
+	tr := r.Raw.GetTrack()
+	rec := &trackRecording{env: env, req: r, info: info, file: tr.GetFile(), log: env.Log}
+	if err := rec.run(ctx); err != nil {
+		rec.fail(err)
+	}
+	env.Status(rec.info)
+}
+
+type trackRecording struct {
+	env  Env
+	req  *Request
+	info *livekit.EgressInfo
+	file *livekit.DirectFileOutput
+	log  *slog.Logger
+
+	track    *source.Track
+	workPath string // where the file is written
+	storeKey string // its name in storage (the expanded filepath)
+	firstAt  time.Time
+	lastPTS  time.Duration
+	frames   int64
+	stopped  bool // StopEgress or shutdown ended it
+}
+
+func (rec *trackRecording) run(ctx context.Context) error {
+	conf := rec.env.Conf
+	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	if err != nil {
+		return fmt.Errorf("build recorder token: %w", err)
+	}
+	frames := make(chan source.Frame, 4096)
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-rec.env.Stop:
+			cancel()
+		case <-subCtx.Done():
+		}
+	}()
+	rec.track, err = source.SubscribeTrack(subCtx, source.TrackParams{
+		WsURL: conf.WsURL, Token: token, TrackID: rec.req.Raw.GetTrack().GetTrackId(),
+		Wait: conf.Timeouts.TrackWait, Log: rec.log, OnFrame: func(f source.Frame) { frames <- f },
+	})
+	if err != nil {
+		if stopped(rec.env.Stop) {
+			rec.info.SetAborted("Stop called before the track was recording")
+			return nil
+		}
+		if errors.Is(err, source.ErrTrackNotFound) {
+			return psrpc.NewError(psrpc.NotFound, err)
+		}
+		return err
+	}
+	defer rec.track.Close()
+	ti := rec.track.Info()
+	rec.log = rec.log.With("track_id", ti.TrackID, "mime", ti.MimeType, "publisher", ti.PublisherIdentity)
+	w, f, err := rec.open(ti)
+	if err != nil {
+		return err
+	}
+	reason, recErr := rec.record(ctx, frames, w)
+	closeErr := errors.Join(w.Close(), f.Close())
+	if recErr == nil {
+		recErr = closeErr
+	}
+	if rec.frames == 0 {
+		_ = os.Remove(rec.workPath)
+		if rec.stopped {
+			rec.info.SetAborted("Stop called before any media was recorded")
+			return nil
+		}
+		return fmt.Errorf("track %s ended before any media was recorded (%s)", ti.TrackID, reason)
+	}
+	fi, err := rec.store(ctx)
+	if fi != nil {
+		rec.info.FileResults = []*livekit.FileInfo{fi}
+		rec.info.Result = &livekit.EgressInfo_File{File: fi}
+	}
+	if err = errors.Join(recErr, err); err != nil {
+		return err
+	}
+	rec.info.SetEndReason(reason)
+	rec.info.SetComplete()
+	rec.log.Info("egress complete", "location", fi.Location, "bytes", fi.Size, "duration", time.Duration(fi.Duration).String(), "reason", reason)
+	return nil
+}
+
+// open expands the filepath and creates the output file and its container writer.
+func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File, error) {
+	codec, err := codecOf(ti.MimeType)
+	if err != nil {
+		return nil, nil, psrpc.NewError(psrpc.InvalidArgument, err)
+	}
+	ext, err := container.Extension(codec)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, TrackID: ti.TrackID, TrackType: ti.Kind,
+		TrackSource: ti.Source, PublisherIdentity: ti.PublisherIdentity, Time: time.Now()}
+	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{track_id}-{time}", ext)
+	if rec.file.GetS3() != nil {
+		rec.workPath = filepath.Join(rec.env.Conf.TmpDir, rec.info.EgressId, filepath.Base(rec.storeKey))
+	} else {
+		rec.workPath = filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(rec.storeKey))
+	}
+	if err := os.MkdirAll(filepath.Dir(rec.workPath), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create output directory (check local_output_dir / tmp_dir permissions): %w", err)
+	}
+	f, err := os.OpenFile(rec.workPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create output file: %w", err)
+	}
+	w, err := container.New(codec, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	rec.log.Info("recording track", "file", rec.workPath)
+	return w, f, nil
+}
+
+// record writes frames until the track ends or a stop arrives; it returns the end reason.
+func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Frame, w container.Writer) (string, error) {
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
+	for {
+		select {
+		case f := <-frames:
+			if err := rec.write(w, f); err != nil {
+				return livekit.EndReasonFailure, err
+			}
+		case <-rec.track.Done():
+			rec.drain(frames, w)
+			return livekit.EndReasonSrcClosed + ": " + rec.track.Reason(), nil
+		case <-rec.env.Stop:
+			rec.stopped = true
+			rec.drain(frames, w)
+			return livekit.EndReasonAPI, nil
+		case <-ctx.Done():
+			return livekit.EndReasonFailure, ctx.Err()
+		case <-progress.C:
+			st, _ := os.Stat(rec.workPath)
+			var size int64
+			if st != nil {
+				size = st.Size()
+			}
+			rec.log.Info("recording", "media_seconds", rec.lastPTS.Seconds(), "frames", rec.frames, "bytes", size,
+				"kbps", float64(size*8)/1000/max(rec.lastPTS.Seconds(), 0.001))
+		}
+	}
+}
+
+func (rec *trackRecording) drain(frames <-chan source.Frame, w container.Writer) {
+	for {
+		select {
+		case f := <-frames:
+			_ = rec.write(w, f)
+		default:
+			return
+		}
+	}
+}
+
+func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
+	if err := w.WriteSample(container.Sample{Data: f.Data, PTS: f.PTS, Keyframe: f.Keyframe}); err != nil {
+		return fmt.Errorf("write %s: %w", rec.workPath, err)
+	}
+	rec.frames++
+	rec.lastPTS = f.PTS
+	if rec.frames == 1 {
+		rec.firstAt = time.Now()
+		rec.info.UpdateStatus(livekit.EgressStatus_EGRESS_ACTIVE)
+		rec.env.Status(rec.info)
+		rec.log.Info("egress active: media is being written")
+	}
+	return nil
+}
+
+// store puts the finished file where the request asked. On failure the local file is kept and the
+// error says where it is.
+func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error) {
+	fi := &livekit.FileInfo{Filename: rec.storeKey, StartedAt: rec.firstAt.UnixNano(), EndedAt: time.Now().UnixNano(),
+		Duration: int64(rec.lastPTS)}
+	var st upload.Store
+	if s3 := rec.file.GetS3(); s3 != nil {
+		s, err := upload.NewS3(s3)
+		if err != nil {
+			return fi, fmt.Errorf("%w; the recording is kept at %s", err, rec.workPath)
+		}
+		st = s
+	} else {
+		abs, err := filepath.Abs(rec.workPath)
+		if err != nil {
+			abs = rec.workPath
+		}
+		stat, err := os.Stat(rec.workPath)
+		if err != nil {
+			return fi, fmt.Errorf("stat output: %w", err)
+		}
+		fi.Location, fi.Size = abs, stat.Size()
+		return fi, nil
+	}
+	uctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	loc, size, err := st.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey))
+	if err != nil {
+		if st, serr := os.Stat(rec.workPath); serr == nil {
+			fi.Size = st.Size()
+		}
+		rec.log.Error("upload failed; recording kept locally", "file", rec.workPath, "error", err)
+		return fi, fmt.Errorf("upload failed, the recording is kept at %s on the worker: %w", rec.workPath, err)
+	}
+	fi.Location, fi.Size = loc, size
+	rec.log.Info("uploaded", "location", loc, "bytes", size, "seconds", time.Since(start).Seconds())
+	_ = os.Remove(rec.workPath)
+	_ = os.Remove(filepath.Dir(rec.workPath))
+	return fi, nil
+}
+
+func codecOf(mime string) (container.Codec, error) {
+	switch strings.ToLower(mime) {
+	case "audio/opus", "audio/red":
+		return container.CodecOpus, nil
+	case "video/h264":
+		return container.CodecH264, nil
+	case "video/vp8":
+		return container.CodecVP8, nil
+	case "video/vp9":
+		return container.CodecVP9, nil
+	}
+	return "", fmt.Errorf("track codec %s cannot be recorded without transcoding (Opus, H.264, VP8, VP9 can)", mime)
+}
+
+func contentType(name string) string {
+	switch filepath.Ext(name) {
+	case ".ogg":
+		return "audio/ogg"
+	case ".mp4":
+		return "video/mp4"
+	case ".webm":
+		return "video/webm"
+	}
+	return "application/octet-stream"
+}
+
+func stopped(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// fail ends the egress FAILED with err, keeping any results already filled.
+func (rec *trackRecording) fail(err error) {
+	rec.log.Error("egress failed", "error", err)
+	rec.info.SetFailed(err)
+}

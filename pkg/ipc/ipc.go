@@ -1,0 +1,78 @@
+// Package ipc carries status from a job process to the worker and commands back.
+//
+// The wire is deliberately plain so a crash leaves nothing half-parsed: the job writes one
+// protojson EgressInfo per line on its status pipe (fd 3), the worker writes one command word
+// per line on the job's stdin. Closing stdin means the worker is gone: the job stops.
+package ipc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/livekit/protocol/livekit"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// StatusFD is the file descriptor on which a job process writes its status lines.
+const StatusFD = 3
+
+// Command is an instruction from the worker to a job process.
+type Command string
+
+const (
+	// CommandStop ends the job cleanly: EOS, finalise files, upload, report.
+	CommandStop Command = "stop"
+)
+
+// ErrBadLine marks a status line that is not an EgressInfo.
+var ErrBadLine = errors.New("ipc: bad status line")
+
+// StatusWriter writes EgressInfo lines; safe for concurrent use.
+type StatusWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewStatusWriter returns a writer of status lines to w.
+func NewStatusWriter(w io.Writer) *StatusWriter { return &StatusWriter{w: w} }
+
+// Write sends one info.
+func (s *StatusWriter) Write(info *livekit.EgressInfo) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("marshal status: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err = s.w.Write(append(b, '\n'))
+	return err
+}
+
+// ReadStatus calls fn for every status line until r ends. Lines up to 16 MiB are accepted.
+func ReadStatus(r io.Reader, fn func(*livekit.EgressInfo)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		info := &livekit.EgressInfo{}
+		if err := protojson.Unmarshal(sc.Bytes(), info); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadLine, err)
+		}
+		fn(info)
+	}
+	return sc.Err()
+}
+
+// ReadCommands calls fn for every command line until r ends.
+func ReadCommands(r io.Reader, fn func(Command)) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if c := strings.TrimSpace(sc.Text()); c != "" {
+			fn(Command(c))
+		}
+	}
+	return sc.Err()
+}

@@ -1,0 +1,206 @@
+// Package worker is the service livekit-server dispatches to over psrpc: it claims egress jobs by
+// spare capacity, runs each in its own process, reports status to IOInfo, and serves health and metrics.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/rpc"
+	"github.com/livekit/psrpc"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mediaworker/mediaworker/pkg/config"
+	"github.com/mediaworker/mediaworker/pkg/egress"
+)
+
+// Service holds the RPC servers, the running jobs and the admission model.
+// Lock order: Service.mu, then job.mu.
+type Service struct {
+	conf       *config.Config
+	configBody []byte
+	exe        string
+	log        *slog.Logger
+	metrics    *metrics
+
+	rc         redis.UniversalClient
+	io         rpc.IOInfoClient
+	egressSrv  rpc.EgressInternalServer
+	handlerSrv rpc.EgressHandlerServer
+	ingress    *ingressStub
+
+	cap     *capacity
+	sampler *cpuSampler
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex // guards jobs, draining
+	jobs     map[string]*job
+	draining bool
+	reports  sync.WaitGroup // reporters still delivering a terminal status
+}
+
+// New connects to Redis and prepares the servers; nothing is claimed until Start.
+// exe is the binary started with `run-job` for each job.
+func New(conf *config.Config, exe string, log *slog.Logger) (*Service, error) {
+	body, err := conf.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{conf: conf, configBody: body, exe: exe, log: log, jobs: map[string]*job{}, sampler: &cpuSampler{}}
+	s.cap = newCapacity(config.CPUs(), conf.Capacity.MaxCPUUtilization, conf.Capacity.MaxJobs, s.sampler.Busy)
+	s.metrics = newMetrics(s)
+	s.rc = redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{conf.Redis.Address}, Username: conf.Redis.Username, Password: conf.Redis.Password, DB: conf.Redis.DB,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.rc.Ping(ctx).Err(); err != nil {
+		s.rc.Close()
+		return nil, fmt.Errorf("connect to redis at %s (redis.address): %w", conf.Redis.Address, err)
+	}
+	bus := psrpc.NewRedisMessageBus(s.rc)
+	if s.io, err = rpc.NewIOInfoClient(bus); err != nil {
+		return nil, fmt.Errorf("io client: %w", err)
+	}
+	if s.egressSrv, err = rpc.NewEgressInternalServer(s, bus); err != nil {
+		return nil, fmt.Errorf("egress server: %w", err)
+	}
+	if s.handlerSrv, err = rpc.NewEgressHandlerServer(&egressHandler{s}, bus); err != nil {
+		return nil, fmt.Errorf("egress handler server: %w", err)
+	}
+	if s.ingress, err = newIngressStub(bus, log); err != nil {
+		return nil, fmt.Errorf("ingress servers: %w", err)
+	}
+	return s, nil
+}
+
+// Start begins claiming jobs. The StartEgress topic is "" because livekit-server always uses it.
+func (s *Service) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	go s.sampler.run(ctx, 2*time.Second)
+	if err := s.egressSrv.RegisterListActiveEgressTopic(""); err != nil {
+		return fmt.Errorf("register ListActiveEgress: %w", err)
+	}
+	if err := s.egressSrv.RegisterStartEgressTopic(""); err != nil {
+		return fmt.Errorf("register StartEgress: %w", err)
+	}
+	s.log.Info("worker ready: claiming egress jobs", "cpus", config.CPUs(), "budget_cores", s.cap.total)
+	return nil
+}
+
+// Drain stops claiming and waits for running jobs to end on their own, up to grace; then stops them.
+func (s *Service) Drain(ctx context.Context, grace time.Duration) {
+	s.stopClaiming()
+	s.log.Info("draining: no new jobs; waiting for running jobs to finish", "jobs", s.jobCount(), "grace", grace)
+	wctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if s.waitJobs(wctx) != nil {
+		s.log.Warn("drain grace period over or interrupted; stopping remaining jobs", "jobs", s.jobCount())
+	}
+	// Stopping must still be waited for when the drain itself was cut short.
+	s.StopAll(context.WithoutCancel(ctx))
+}
+
+// StopAll ends every job cleanly (EOS, files finalised and uploaded) and waits for their final status.
+func (s *Service) StopAll(ctx context.Context) {
+	s.stopClaiming()
+	s.mu.Lock()
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		j.stop()
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.conf.Timeouts.StopGrace+10*time.Second)
+	defer cancel()
+	if err := s.waitJobs(wctx); err != nil {
+		s.log.Error("jobs still running at shutdown", "jobs", s.jobCount())
+	}
+	done := make(chan struct{})
+	go func() { s.reports.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-wctx.Done():
+	}
+}
+
+// Close releases the servers and Redis; call after Drain or StopAll.
+func (s *Service) Close() {
+	s.egressSrv.Kill()
+	s.handlerSrv.Kill()
+	s.ingress.close()
+	s.io.Close()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.rc.Close()
+}
+
+func (s *Service) stopClaiming() {
+	s.mu.Lock()
+	was := s.draining
+	s.draining = true
+	s.mu.Unlock()
+	if !was {
+		s.egressSrv.DeregisterStartEgressTopic("")
+	}
+}
+
+func (s *Service) waitJobs(ctx context.Context) error {
+	for {
+		if s.jobCount() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) jobCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
+// Ready is false while draining or when not even the cheapest job fits.
+func (s *Service) Ready() bool {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	return !draining && s.cap.canAccept(s.conf.Capacity.TrackCPUCost)
+}
+
+func (s *Service) costOf(k egress.Kind) float64 {
+	return s.conf.Capacity.TrackCPUCost // the only kind that runs today
+}
+
+// jobInfos lists running jobs for /jobs.
+func (s *Service) jobInfos() []jobView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]jobView, 0, len(s.jobs))
+	for id, j := range s.jobs {
+		info := j.snapshot()
+		out = append(out, jobView{EgressID: id, Kind: string(j.req.Kind), Room: j.req.RoomName, PID: j.processID(), Status: info.Status.String()})
+	}
+	return out
+}
+
+type jobView struct {
+	EgressID string `json:"egress_id"`
+	Kind     string `json:"kind"`
+	Room     string `json:"room"`
+	PID      int    `json:"pid"`
+	Status   string `json:"status"`
+}
+
+var _ rpc.EgressInternalServerImpl = (*Service)(nil)
+var _ rpc.EgressHandlerServerImpl = (*egressHandler)(nil)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what `make dev` / `make test` need and is missing: Debian packages, Go modules, and the
+# pinned test servers (livekit-server, MinIO) built from the Go module proxy into a cache outside
+# the repo, keyed by version, so a second run is instant.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${MEDIAWORKER_CACHE:-$HOME/.cache/mediaworker}/tools"
+LIVEKIT_VERSION=v1.13.5
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # the module has no release tags; this pseudo-version is served
+APT_PACKAGES=(redis-server ffmpeg iproute2 util-linux ca-certificates)
+
+log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "apt: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "Go 1.26 is required (https://go.dev/dl); it is not on PATH" >&2; exit 1; }
+log "go modules"
+go mod download
+
+lk="$CACHE/livekit-server-$LIVEKIT_VERSION/livekit-server"
+if [ ! -x "$lk" ]; then
+  log "building livekit-server $LIVEKIT_VERSION (≈1.5 min warm, longer cold) into $lk"
+  mkdir -p "$(dirname "$lk")"
+  (cd test/tools && go mod download && go build -o "$lk.tmp" github.com/livekit/livekit-server/cmd/server)
+  mv "$lk.tmp" "$lk"
+fi
+
+mi="$CACHE/minio-${MINIO_VERSION##*-}/minio"
+if [ ! -x "$mi" ]; then
+  log "building MinIO $MINIO_VERSION (≈4–8 min cold) into $mi"
+  mkdir -p "$(dirname "$mi")"
+  GOBIN="$(dirname "$mi")" go install "github.com/minio/minio@$MINIO_VERSION"
+fi
+log "ready: livekit-server=$lk minio=$mi"

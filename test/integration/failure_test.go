@@ -1,0 +1,211 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
+	"github.com/livekit/psrpc"
+	"github.com/redis/go-redis/v9"
+	"github.com/twitchtv/twirp"
+
+	"github.com/mediaworker/mediaworker/test/stack"
+)
+
+// TestBadRequests: refused requests reach the API caller with a clear code, a missing track ends
+// FAILED with a reason, and the worker keeps serving.
+func TestBadRequests(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "timeouts: {track_wait: 2s}\n")
+	s.CreateRoom(t, "bad-room")
+
+	t.Run("unknown track id fails with a reason", func(t *testing.T) {
+		info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+			RoomName: "bad-room", TrackId: "TR_doesnotexist",
+			Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := waitEvent(t, s, info.EgressId, "egress_ended", 15*time.Second)
+		if end.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(end.Error, "TR_doesnotexist") || end.ErrorCode != 404 {
+			t.Fatalf("got %s code %d %q", end.Status, end.ErrorCode, end.Error)
+		}
+	})
+
+	t.Run("room composite is unimplemented, at once", func(t *testing.T) {
+		start := time.Now()
+		_, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{
+			RoomName: "bad-room", FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "x.mp4"}},
+		})
+		var te twirp.Error
+		if !errors.As(err, &te) || te.Code() != twirp.Unimplemented || !strings.Contains(te.Msg(), "not implemented") {
+			t.Fatalf("want twirp unimplemented, got %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("refusal took %s", d)
+		}
+	})
+
+	t.Run("websocket output is unimplemented", func(t *testing.T) {
+		_, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+			RoomName: "bad-room", TrackId: "TR_x", Output: &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: "ws://127.0.0.1:1/x"},
+		})
+		var te twirp.Error
+		if !errors.As(err, &te) || te.Code() != twirp.Unimplemented {
+			t.Fatalf("want unimplemented, got %v", err)
+		}
+	})
+
+	t.Run("duplicate egress id is rejected", func(t *testing.T) {
+		rc := redis.NewClient(&redis.Options{Addr: s.RedisAddr})
+		defer rc.Close()
+		client, err := rpc.NewEgressInternalClient(psrpc.NewRedisMessageBus(rc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		room := s.CreateRoom(t, "dup-room")
+		req := &rpc.StartEgressRequest{EgressId: "EG_duplicate", RoomId: room.Sid, Request: &rpc.StartEgressRequest_Track{
+			Track: &livekit.TrackEgressRequest{RoomName: "dup-room", TrackId: "TR_dup", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}}}}
+		if _, err := client.StartEgress(ctx(t), "", req); err != nil {
+			t.Fatalf("first start: %v", err)
+		}
+		_, err = client.StartEgress(ctx(t), "", req)
+		var pe psrpc.Error
+		if !errors.As(err, &pe) || pe.Code() != psrpc.AlreadyExists {
+			t.Fatalf("second start: want AlreadyExists, got %v", err)
+		}
+	})
+}
+
+// TestJobCrashIsolation kills one job's process: that egress ends FAILED with the reason, while a
+// second egress on the same worker records on and completes.
+func TestJobCrashIsolation(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "crash-room")
+	pub := s.Publish(t, "crash-room", "carol", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	var ids []string
+	for i := 0; i < 2; i++ {
+		info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+			RoomName: "crash-room", TrackId: pub.Tracks["mic"],
+			Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "crash/{time}-" + string(rune('a'+i))}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, info.EgressId)
+	}
+	for _, id := range ids {
+		waitEvent(t, s, id, "egress_updated", 10*time.Second)
+	}
+	var victim int
+	for _, j := range w.Jobs(t) {
+		if j.EgressID == ids[0] {
+			victim = j.PID
+		}
+	}
+	if victim == 0 {
+		t.Fatalf("job %s not in /jobs: %v", ids[0], w.Jobs(t))
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitEvent(t, s, ids[0], "egress_ended", 10*time.Second)
+	if failed.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(failed.Error, "killed") {
+		t.Fatalf("killed job: %s %q", failed.Status, failed.Error)
+	}
+	time.Sleep(2 * time.Second) // the survivor keeps recording after the crash
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: ids[1]}); err != nil {
+		t.Fatalf("stop survivor: %v", err)
+	}
+	ok := waitEvent(t, s, ids[1], "egress_ended", 20*time.Second)
+	if ok.Status != livekit.EgressStatus_EGRESS_COMPLETE {
+		t.Fatalf("survivor: %s %q", ok.Status, ok.Error)
+	}
+	if d := time.Duration(ok.FileResults[0].Duration); d < 3*time.Second {
+		t.Fatalf("survivor recorded only %s", d)
+	}
+	if code, _ := w.Get(t, "/healthz"); code != 200 {
+		t.Fatalf("worker unhealthy after a job crash: %d", code)
+	}
+}
+
+// TestTwoWorkersShareJobs runs two workers on one Redis: consecutive jobs go to different workers.
+func TestTwoWorkersShareJobs(t *testing.T) {
+	s := stack.New(t)
+	w1 := s.StartWorker(t, "worker-1", "")
+	w2 := s.StartWorker(t, "worker-2", "")
+	s.CreateRoom(t, "share-room")
+	pub := s.Publish(t, "share-room", "dave", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	var ids []string
+	for i := 0; i < 2; i++ {
+		info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+			RoomName: "share-room", TrackId: pub.Tracks["mic"],
+			Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "share/" + string(rune('a'+i))}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, info.EgressId)
+		waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	}
+	n1, n2 := len(w1.Jobs(t)), len(w2.Jobs(t))
+	if n1 != 1 || n2 != 1 {
+		t.Fatalf("jobs per worker: %d and %d, want 1 and 1", n1, n2)
+	}
+	for _, id := range ids {
+		if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if e := waitEvent(t, s, id, "egress_ended", 20*time.Second); e.Status != livekit.EgressStatus_EGRESS_COMPLETE {
+			t.Fatalf("%s: %s %q", id, e.Status, e.Error)
+		}
+	}
+}
+
+// TestSignals: SIGTERM stops claiming but lets the running job record on; SIGINT ends it cleanly.
+func TestSignals(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "sig-room")
+	pub := s.Publish(t, "sig-room", "erin", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+		RoomName: "sig-room", TrackId: pub.Tracks["mic"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "sig"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	w.Signal(syscall.SIGTERM)
+	stack.Eventually(t, 5*time.Second, "readyz 503 while draining", func() bool { code, _ := w.Get(t, "/readyz"); return code == 503 })
+	time.Sleep(2 * time.Second)
+	if evs, _ := s.Webhooks.ForEgress(info.EgressId); evs[len(evs)-1].Event == "egress_ended" {
+		t.Fatal("SIGTERM ended the running job; it should drain")
+	}
+	short, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if _, err := s.Egress().StartTrackEgress(short, &livekit.TrackEgressRequest{
+		RoomName: "sig-room", TrackId: pub.Tracks["mic"], Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}},
+	}); err == nil {
+		t.Fatal("a draining worker claimed a new job")
+	}
+	w.Signal(syscall.SIGINT)
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
+		t.Fatalf("after SIGINT: %s %q", end.Status, end.Error)
+	}
+	if !w.Wait(10 * time.Second) {
+		t.Fatal("worker did not exit after its jobs ended")
+	}
+	if e := stack.DecodeErrors(t, end.FileResults[0].Location); e != "" {
+		t.Fatalf("decode errors: %s", e)
+	}
+}

@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"github.com/mediaworker/mediaworker/test/stack"
+)
+
+// TestTrackEgressToLocalFile records an Opus track and an H.264 track, ended by unpublishing,
+// and checks webhooks, file_results and the files themselves.
+func TestTrackEgressToLocalFile(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "local-room")
+	pub := s.Publish(t, "local-room", "alice",
+		stack.Media{Name: "mic", Codec: "opus", Seconds: 6}, stack.Media{Name: "cam", Codec: "h264", Seconds: 6})
+
+	cases := []struct {
+		media, path, codec, ext string
+	}{
+		{"mic", "{room_name}/{publisher_identity}-{track_type}-{track_source}", "opus", ".ogg"},
+		{"cam", "{room_name}/{track_id}.webm", "h264", ".mp4"}, // wrong extension is corrected
+	}
+	ids := map[string]string{}
+	for _, c := range cases {
+		start := time.Now()
+		info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+			RoomName: "local-room", TrackId: pub.Tracks[c.media],
+			Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: c.path}},
+		})
+		if err != nil {
+			t.Fatalf("StartTrackEgress %s: %v", c.media, err)
+		}
+		if info.Status != livekit.EgressStatus_EGRESS_STARTING || info.RoomName != "local-room" || info.RoomId == "" {
+			t.Fatalf("start answer: %v", info)
+		}
+		t.Logf("StartTrackEgress(%s) answered in %s", c.media, time.Since(start))
+		ids[c.media] = info.EgressId
+	}
+	for _, c := range cases {
+		waitEvent(t, s, ids[c.media], "egress_updated", 10*time.Second)
+	}
+	for _, c := range cases {
+		<-pub.Finished[c.media]
+		pub.Unpublish(t, c.media)
+	}
+	for _, c := range cases {
+		info := waitEvent(t, s, ids[c.media], "egress_ended", 20*time.Second)
+		checkWebhookOrder(t, s, ids[c.media], livekit.EgressStatus_EGRESS_COMPLETE)
+		if len(info.FileResults) != 1 {
+			t.Fatalf("%s: file_results %v (error %q)", c.media, info.FileResults, info.Error)
+		}
+		fr := info.FileResults[0]
+		if !strings.HasSuffix(fr.Filename, c.ext) || !strings.HasPrefix(fr.Filename, "local-room/") || fr.Size == 0 ||
+			fr.StartedAt == 0 || fr.EndedAt <= fr.StartedAt || fr.Duration <= 0 {
+			t.Fatalf("%s: bad file result %v", c.media, fr)
+		}
+		if want := filepath.Join(w.LocalDir, fr.Filename); fr.Location != want {
+			t.Fatalf("%s: location %q, want %q", c.media, fr.Location, want)
+		}
+		p := stack.FFprobe(t, fr.Location)
+		if len(p.Streams) != 1 || p.Streams[0].CodecName != c.codec {
+			t.Fatalf("%s: streams %+v, want one %s", c.media, p.Streams, c.codec)
+		}
+		if c.codec == "h264" && (p.Streams[0].Width != 640 || p.Streams[0].Height != 360) {
+			t.Fatalf("video is %dx%d, want 640x360", p.Streams[0].Width, p.Streams[0].Height)
+		}
+		reported := time.Duration(fr.Duration).Seconds()
+		if !near(p.Duration(), reported, 1) || reported < 3 {
+			t.Fatalf("%s: ffprobe duration %.2fs, reported %.2fs (published 6 s)", c.media, p.Duration(), reported)
+		}
+		if e := stack.DecodeErrors(t, fr.Location); e != "" {
+			t.Fatalf("%s: decode errors: %s", c.media, e)
+		}
+		t.Logf("%s: %s %.2fs %d bytes", c.media, fr.Filename, p.Duration(), fr.Size)
+	}
+}
+
+// TestTrackEgressStopMidStream stops a recording while media still flows: the file is finalised.
+func TestTrackEgressStopMidStream(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "stop-room")
+	pub := s.Publish(t, "stop-room", "bob", stack.Media{Name: "cam", Codec: "h264", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+		RoomName: "stop-room", TrackId: pub.Tracks["cam"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "stopped/"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(3 * time.Second)
+	stopped, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId})
+	if err != nil {
+		t.Fatalf("StopEgress: %v", err)
+	}
+	if stopped.Status != livekit.EgressStatus_EGRESS_ENDING {
+		t.Fatalf("StopEgress answered %s, want ENDING", stopped.Status)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
+	if !strings.Contains(end.Details, "StopEgress") {
+		t.Fatalf("details %q should name the end reason", end.Details)
+	}
+	fr := end.FileResults[0]
+	if !strings.HasPrefix(fr.Filename, "stopped/"+pub.Tracks["cam"]+"-") {
+		t.Fatalf("default name under a directory: %q", fr.Filename)
+	}
+	p := stack.FFprobe(t, fr.Location)
+	if !near(p.Duration(), 3, 1) {
+		t.Fatalf("duration %.2fs, want ≈3 s", p.Duration())
+	}
+	if e := stack.DecodeErrors(t, fr.Location); e != "" {
+		t.Fatalf("decode errors: %s", e)
+	}
+	// A second stop of an ended egress is refused by the server.
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err == nil {
+		t.Fatal("StopEgress of a completed egress succeeded")
+	}
+}

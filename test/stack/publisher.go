@@ -1,0 +1,112 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+)
+
+// Media is a test file made with ffmpeg at test time.
+type Media struct {
+	Name    string
+	Codec   string // "h264", "vp8" or "opus"
+	Seconds int
+}
+
+// MakeMedia encodes m into dir and returns its path and frame duration.
+func MakeMedia(t testing.TB, dir string, m Media) (string, time.Duration) {
+	t.Helper()
+	dur := fmt.Sprint(m.Seconds)
+	var path string
+	var args []string
+	frame := time.Second / 30
+	switch m.Codec {
+	case "h264":
+		path = filepath.Join(dir, m.Name+".h264")
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", dur, "-c:v", "libx264", "-profile:v", "baseline",
+			"-pix_fmt", "yuv420p", "-bf", "0", "-g", "30", "-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path}
+	case "vp8":
+		path = filepath.Join(dir, m.Name+".ivf")
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", dur, "-c:v", "libvpx", "-b:v", "1M", "-g", "30", "-f", "ivf", path}
+	case "opus":
+		path = filepath.Join(dir, m.Name+".ogg")
+		frame = 20 * time.Millisecond
+		args = []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", dur, "-c:a", "libopus", "-b:a", "64k",
+			"-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", path}
+	default:
+		t.Fatalf("unknown test codec %q", m.Codec)
+	}
+	cmd := exec.Command("ffmpeg", append([]string{"-y", "-v", "error"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", m.Name, err, out)
+	}
+	return path, frame
+}
+
+// Publisher is a participant playing test media into a room.
+type Publisher struct {
+	Room     *lksdk.Room
+	Identity string
+	// Tracks maps media name to track sid; Finished to a channel closed when that file has been sent.
+	Tracks   map[string]string
+	Finished map[string]chan struct{}
+}
+
+// Publish joins room as identity and publishes each medium once.
+func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Publisher {
+	t.Helper()
+	r, err := lksdk.ConnectToRoom(s.WsURL, lksdk.ConnectInfo{APIKey: APIKey, APISecret: APISecret, RoomName: room, ParticipantIdentity: identity}, lksdk.NewRoomCallback())
+	if err != nil {
+		t.Fatalf("publisher %s join: %v", identity, err)
+	}
+	t.Cleanup(r.Disconnect)
+	p := &Publisher{Room: r, Identity: identity, Tracks: map[string]string{}, Finished: map[string]chan struct{}{}}
+	dir := t.TempDir()
+	for _, m := range media {
+		path, frame := MakeMedia(t, dir, m)
+		done := make(chan struct{})
+		tr, err := lksdk.NewLocalFileTrack(path, lksdk.ReaderTrackWithFrameDuration(frame), lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) }))
+		if err != nil {
+			t.Fatalf("file track %s: %v", path, err)
+		}
+		src := livekit.TrackSource_CAMERA
+		if m.Codec == "opus" {
+			src = livekit.TrackSource_MICROPHONE
+		}
+		pub, err := r.LocalParticipant.PublishTrack(tr, &lksdk.TrackPublicationOptions{Name: m.Name, Source: src})
+		if err != nil {
+			t.Fatalf("publish %s: %v", m.Name, err)
+		}
+		p.Tracks[m.Name], p.Finished[m.Name] = pub.SID(), done
+	}
+	return p
+}
+
+// Unpublish removes a track from the room.
+func (p *Publisher) Unpublish(t testing.TB, name string) {
+	t.Helper()
+	if err := p.Room.LocalParticipant.UnpublishTrack(p.Tracks[name]); err != nil {
+		t.Fatalf("unpublish %s: %v", name, err)
+	}
+}
+
+// CreateRoom makes the room first: StartEgress needs it to exist.
+func (s *Stack) CreateRoom(t testing.TB, name string) *livekit.Room {
+	t.Helper()
+	room, err := lksdk.NewRoomServiceClient(s.HTTPURL, APIKey, APISecret).CreateRoom(context.Background(), &livekit.CreateRoomRequest{Name: name, EmptyTimeout: 60})
+	if err != nil {
+		t.Fatalf("create room: %v", err)
+	}
+	return room
+}
+
+// Egress is the server's Egress API client, as an app would use it.
+func (s *Stack) Egress() *lksdk.EgressClient {
+	return lksdk.NewEgressClient(s.HTTPURL, APIKey, APISecret)
+}

@@ -1,0 +1,122 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// WorkerBinary builds cmd/mediaworker once per test binary (or uses MEDIAWORKER_BIN).
+func WorkerBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("MEDIAWORKER_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		dir, err := os.MkdirTemp("", "mediaworker-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mediaworker")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/mediaworker")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Worker is a running mediaworker.
+type Worker struct {
+	*Proc
+	HTTPAddr string
+	LocalDir string // local_output_dir
+	TmpDir   string
+}
+
+// StartWorker runs `mediaworker worker` against the stack; extra is appended to its YAML config.
+func (s *Stack) StartWorker(t testing.TB, name, extra string) *Worker {
+	t.Helper()
+	w := &Worker{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LocalDir: t.TempDir(), TmpDir: t.TempDir()}
+	conf := fmt.Sprintf(`api_key: %s
+api_secret: %s
+ws_url: %s
+redis: {address: %s}
+http_addr: %s
+log_level: debug
+tmp_dir: %s
+local_output_dir: %s
+%s`, APIKey, APISecret, s.WsURL, s.RedisAddr, w.HTTPAddr, w.TmpDir, w.LocalDir, extra)
+	w.Proc = Start(t, name, []string{"MEDIAWORKER_CONFIG_BODY=" + conf}, WorkerBinary(t), "worker")
+	Eventually(t, 20*time.Second, name+" ready", func() bool {
+		resp, err := http.Get("http://" + w.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return w
+}
+
+// Job is one entry of the worker's /jobs.
+type Job struct {
+	EgressID string `json:"egress_id"`
+	PID      int    `json:"pid"`
+	Status   string `json:"status"`
+}
+
+// Jobs lists the worker's running jobs.
+func (w *Worker) Jobs(t testing.TB) []Job {
+	t.Helper()
+	resp, err := http.Get("http://" + w.HTTPAddr + "/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var jobs []Job
+	if err := json.NewDecoder(resp.Body).Decode(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// Get fetches a path of the worker's HTTP server and returns status and body.
+func (w *Worker) Get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + w.HTTPAddr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
