@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +25,7 @@ const usage = `mediaworker — a LiveKit Egress worker
 usage:
   mediaworker worker [--config FILE]   run the service (config also from MEDIAWORKER_CONFIG_BODY and env)
   mediaworker run-job                  run one job (started by the worker; not for direct use)
+  mediaworker healthcheck              exit 0 if the local worker answers /healthz (for container HEALTHCHECK)
   mediaworker version
 `
 
@@ -37,6 +40,8 @@ func main() {
 		err = runWorker(os.Args[2:])
 	case "run-job":
 		err = runJob()
+	case "healthcheck":
+		err = healthcheck()
 	case "version":
 		fmt.Println(version)
 	default:
@@ -103,5 +108,30 @@ func runWorker(args []string) error {
 	}
 	log.Info("worker stopped")
 	time.Sleep(100 * time.Millisecond) // let the last log lines flush through the pipe
+	return nil
+}
+
+// healthcheck probes the worker's /healthz on MEDIAWORKER_HTTP_ADDR (default 127.0.0.1:9090).
+func healthcheck() error {
+	addr := os.Getenv("MEDIAWORKER_HTTP_ADDR")
+	if addr == "" {
+		addr = config.Default().HTTPAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("MEDIAWORKER_HTTP_ADDR %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %s", resp.Status)
+	}
 	return nil
 }
