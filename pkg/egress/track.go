@@ -64,6 +64,9 @@ func (rec *trackRecording) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("build recorder token: %w", err)
 	}
+	if err := rec.checkStorage(ctx); err != nil {
+		return err
+	}
 	frames := make(chan source.Frame, 4096)
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -218,14 +221,11 @@ func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
 func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error) {
 	fi := &livekit.FileInfo{Filename: rec.storeKey, StartedAt: rec.firstAt.UnixNano(), EndedAt: time.Now().UnixNano(),
 		Duration: int64(rec.lastPTS)}
-	var st upload.Store
-	if s3 := rec.file.GetS3(); s3 != nil {
-		s, err := upload.NewS3(s3)
-		if err != nil {
-			return fi, fmt.Errorf("%w; the recording is kept at %s", err, rec.workPath)
-		}
-		st = s
-	} else {
+	st, err := rec.storage()
+	if err != nil {
+		return fi, fmt.Errorf("%w; the recording is kept at %s", err, rec.workPath)
+	}
+	if st == nil {
 		abs, err := filepath.Abs(rec.workPath)
 		if err != nil {
 			abs = rec.workPath
@@ -253,6 +253,30 @@ func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error)
 	_ = os.Remove(rec.workPath)
 	_ = os.Remove(filepath.Dir(rec.workPath))
 	return fi, nil
+}
+
+// storage is where the file goes after recording; nil means it is written in place on local disk.
+func (rec *trackRecording) storage() (upload.Store, error) {
+	if s3 := rec.file.GetS3(); s3 != nil {
+		return upload.NewS3(s3)
+	}
+	return nil, nil
+}
+
+// checkStorage fails the egress before anything is recorded when the storage can never work
+// (credentials, bucket); a storage that is only unreachable now does not stop the recording.
+func (rec *trackRecording) checkStorage(ctx context.Context) error {
+	st, err := rec.storage()
+	if err != nil || st == nil {
+		return err
+	}
+	if err := st.Check(ctx); err != nil {
+		if errors.Is(err, upload.ErrPermanent) {
+			return psrpc.NewError(psrpc.InvalidArgument, err)
+		}
+		rec.log.Warn("storage unreachable now; recording anyway, the upload will be retried at the end", "error", err)
+	}
+	return nil
 }
 
 func codecOf(mime string) (container.Codec, error) {
