@@ -13,9 +13,12 @@ import (
 )
 
 // StartEgressAffinity is this worker's bid for a job; below zero means no claim.
-// An idle worker bids 1, which livekit-server grants at once; a busy one bids less the busier it
-// is, so among busy workers the least loaded wins (spreading jobs limits what one crash takes down).
-func (s *Service) StartEgressAffinity(_ context.Context, req *rpc.StartEgressRequest) float32 {
+//
+// livekit-server grants the first bid of 1 at once and otherwise waits 500 ms to pick the best,
+// so every worker with room bids 1 (no 500 ms on the start path) and a busier worker bids later:
+// the least loaded worker's claim arrives first and wins. Spreading jobs keeps what one crash
+// takes down small; the delay is at most claimDelayMax.
+func (s *Service) StartEgressAffinity(ctx context.Context, req *rpc.StartEgressRequest) float32 {
 	r, err := egress.Inspect(req)
 	if err != nil && r == nil {
 		return -1
@@ -34,11 +37,21 @@ func (s *Service) StartEgressAffinity(_ context.Context, req *rpc.StartEgressReq
 	if !s.cap.canAccept(s.costOf(r.Kind)) {
 		return -1
 	}
-	if s.jobCount() == 0 {
-		return 1
+	if n := s.jobCount(); n > 0 {
+		delay := claimDelayBusy + time.Duration(float64(claimDelayMax-claimDelayBusy)*s.cap.loadFraction())
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
 	}
-	return float32(0.9 - 0.8*s.cap.loadFraction())
+	return 1
 }
+
+// A busy worker's claim waits claimDelayBusy plus up to claimDelayMax at full load.
+const (
+	claimDelayBusy = 10 * time.Millisecond
+	claimDelayMax  = 60 * time.Millisecond
+)
 
 // StartEgress validates, reserves capacity, launches the job process and registers the egress with
 // livekit-server (IOInfo.CreateEgress) before returning its STARTING info.

@@ -24,6 +24,13 @@ type Server struct {
 	AccessKey string
 	Secret    string
 	Client    *s3.Client
+	cmd       *exec.Cmd
+}
+
+// Stop kills the server now (to test storage going away).
+func (s *Server) Stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
 }
 
 // Bin finds the pinned MinIO binary: MINIO_BIN, else the cache scripts/install.sh fills.
@@ -64,6 +71,7 @@ func Start(t testing.TB) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.cmd = cmd
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
