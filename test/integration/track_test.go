@@ -19,12 +19,15 @@ func TestTrackEgressToLocalFile(t *testing.T) {
 	s.CreateRoom(t, "local-room")
 	pub := s.Publish(t, "local-room", "alice",
 		stack.Media{Name: "mic", Codec: "opus", Seconds: 6}, stack.Media{Name: "cam", Codec: "h264", Seconds: 6})
+	vp8 := s.Publish(t, "local-room", "bob", stack.Media{Name: "vp8", Codec: "vp8", Seconds: 6})
+	pub.Tracks["vp8"], pub.Finished["vp8"] = vp8.Tracks["vp8"], vp8.Finished["vp8"]
 
 	cases := []struct {
 		media, path, codec, ext string
 	}{
 		{"mic", "{room_name}/{publisher_identity}-{track_type}-{track_source}", "opus", ".ogg"},
 		{"cam", "{room_name}/{track_id}.webm", "h264", ".mp4"}, // wrong extension is corrected
+		{"vp8", "{room_name}/{publisher_identity}-{utc}", "vp8", ".webm"},
 	}
 	ids := map[string]string{}
 	for _, c := range cases {
@@ -47,7 +50,11 @@ func TestTrackEgressToLocalFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		<-pub.Finished[c.media]
-		pub.Unpublish(t, c.media)
+		if c.media == "vp8" {
+			vp8.Unpublish(t, c.media)
+		} else {
+			pub.Unpublish(t, c.media)
+		}
 	}
 	for _, c := range cases {
 		info := waitEvent(t, s, ids[c.media], "egress_ended", 20*time.Second)
@@ -67,7 +74,7 @@ func TestTrackEgressToLocalFile(t *testing.T) {
 		if len(p.Streams) != 1 || p.Streams[0].CodecName != c.codec {
 			t.Fatalf("%s: streams %+v, want one %s", c.media, p.Streams, c.codec)
 		}
-		if c.codec == "h264" && (p.Streams[0].Width != 640 || p.Streams[0].Height != 360) {
+		if c.codec != "opus" && (p.Streams[0].Width != 640 || p.Streams[0].Height != 360) {
 			t.Fatalf("video is %dx%d, want 640x360", p.Streams[0].Width, p.Streams[0].Height)
 		}
 		reported := time.Duration(fr.Duration).Seconds()

@@ -1,0 +1,72 @@
+package egress
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
+	"github.com/livekit/psrpc"
+)
+
+func trackReq(t *livekit.TrackEgressRequest) *rpc.StartEgressRequest {
+	return &rpc.StartEgressRequest{EgressId: "EG_1", RoomId: "RM_1", Request: &rpc.StartEgressRequest_Track{Track: t}}
+}
+
+func TestInspect(t *testing.T) {
+	file := &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}
+	tests := []struct {
+		name string
+		req  *rpc.StartEgressRequest
+		code psrpc.ErrorCode
+		want string
+	}{
+		{"track ok", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: file}), "", ""},
+		{"no room", trackReq(&livekit.TrackEgressRequest{TrackId: "TR_1", Output: file}), psrpc.InvalidArgument, "room_name"},
+		{"no track", trackReq(&livekit.TrackEgressRequest{RoomName: "r", Output: file}), psrpc.InvalidArgument, "track_id"},
+		{"no output", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1"}), psrpc.InvalidArgument, "file output"},
+		{"websocket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: "ws://x"}}), psrpc.Unimplemented, "websocket"},
+		{"gcp", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_Gcp{Gcp: &livekit.GCPUpload{}}}}}), psrpc.Unimplemented, "GCP"},
+		{"s3 without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{}}}}}), psrpc.InvalidArgument, "bucket"},
+		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r"}}}, psrpc.Unimplemented, "room_composite"},
+		{"no source", &rpc.StartEgressRequest{EgressId: "EG_1"}, psrpc.InvalidArgument, "no source"},
+		{"no id", &rpc.StartEgressRequest{}, psrpc.InvalidArgument, "egress_id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Inspect(tc.req)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var pe psrpc.Error
+			if !errors.As(err, &pe) || pe.Code() != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %s naming %q", err, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewInfoRedacts(t *testing.T) {
+	req := trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{
+		Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{Bucket: "b", AccessKey: "AKIA", Secret: "shh", SessionToken: "tok"}}}}})
+	r, err := Inspect(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := NewInfo(r, time.Unix(10, 0))
+	s3 := info.GetTrack().GetFile().GetS3()
+	if s3.AccessKey != "{access_key}" || s3.Secret != "{secret}" || s3.SessionToken != "{session_token}" || s3.Bucket != "b" {
+		t.Fatalf("not redacted: %v", s3)
+	}
+	if req.GetTrack().GetFile().GetS3().Secret != "shh" {
+		t.Fatal("redaction changed the job's own request")
+	}
+	if info.Status != livekit.EgressStatus_EGRESS_STARTING || info.RoomName != "r" || info.RoomId != "RM_1" || info.UpdatedAt == 0 {
+		t.Fatalf("info %v", info)
+	}
+}
