@@ -2,54 +2,62 @@ package worker
 
 import (
 	"errors"
+	"os"
 	"testing"
 )
 
 func TestCapacity(t *testing.T) {
 	tests := []struct {
-		name    string
-		busy    func() float64
-		maxJobs int
-		costs   []float64
-		wantErr []bool
+		name     string
+		maxJobs  int
+		costs    []float64
+		measured []float64 // observed after each reserve
+		wantErr  []bool
 	}{
-		{name: "reserved costs fill the budget", maxJobs: 10, costs: []float64{0.7, 0.7, 0.3, 0.2}, wantErr: []bool{false, false, true, false}},
-		{name: "measured load refuses", busy: func() float64 { return 1.5 }, maxJobs: 10, costs: []float64{0.05, 0.2}, wantErr: []bool{false, true}},
-		{name: "max jobs", maxJobs: 2, costs: []float64{0.01, 0.01, 0.01}, wantErr: []bool{false, false, true}},
+		{name: "reserved costs fill the budget", maxJobs: 10, costs: []float64{0.7, 0.7, 0.3, 0.2}, measured: []float64{0, 0, 0, 0}, wantErr: []bool{false, false, true, false}},
+		{name: "a job using more than its cost counts at its use", maxJobs: 10, costs: []float64{0.05, 0.05, 0.05}, measured: []float64{1.52, 0, 0}, wantErr: []bool{false, false, true}},
+		{name: "max jobs", maxJobs: 2, costs: []float64{0.01, 0.01, 0.01}, measured: []float64{0, 0, 0}, wantErr: []bool{false, false, true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCapacity(2, 0.8, tc.maxJobs, tc.busy) // 1.6 cores
+			c := newCapacity(2, 0.8, tc.maxJobs) // 1.6 cores
 			for i, cost := range tc.costs {
-				err := c.reserve(string(rune('a'+i)), cost)
+				id := string(rune('a' + i))
+				err := c.reserve(id, cost)
 				if (err != nil) != tc.wantErr[i] {
 					t.Fatalf("job %d cost %v: err %v, want error %v", i, cost, err, tc.wantErr[i])
 				}
 				if err != nil && !errors.Is(err, ErrFull) {
 					t.Fatalf("want ErrFull, got %v", err)
 				}
+				c.observe(id, tc.measured[i])
 			}
 		})
 	}
 }
 
 func TestCapacityRelease(t *testing.T) {
-	c := newCapacity(1, 1, 5, nil)
+	c := newCapacity(1, 1, 5)
 	if err := c.reserve("a", 1); err != nil {
 		t.Fatal(err)
 	}
 	if c.canAccept(0.1) {
 		t.Fatal("full worker accepts")
 	}
+	c.observe("gone", 5) // a job already released is not counted
 	c.release("a")
-	if !c.canAccept(1) || c.loadFraction() != 0 {
+	if !c.canAccept(1) || c.loadFraction() != 0 || c.measuredTotal() != 0 {
 		t.Fatal("released capacity not free")
 	}
 }
 
-func TestReadProcStat(t *testing.T) {
-	idle, total, err := readProcStat()
-	if err != nil || total == 0 || idle > total {
-		t.Fatalf("idle %d total %d err %v", idle, total, err)
+func TestProcessCPU(t *testing.T) {
+	x := 0
+	for i := 0; i < 5e7; i++ {
+		x += i
+	}
+	s, err := processCPU(os.Getpid())
+	if err != nil || s <= 0 || x == 0 {
+		t.Fatalf("cpu %v err %v", s, err)
 	}
 }

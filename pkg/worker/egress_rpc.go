@@ -19,6 +19,12 @@ import (
 // the least loaded worker's claim arrives first and wins. Spreading jobs keeps what one crash
 // takes down small; the delay is at most claimDelayMax.
 func (s *Service) StartEgressAffinity(ctx context.Context, req *rpc.StartEgressRequest) float32 {
+	a := s.affinity(ctx, req)
+	s.log.Debug("bid for egress", "egress_id", req.GetEgressId(), "affinity", a)
+	return a
+}
+
+func (s *Service) affinity(ctx context.Context, req *rpc.StartEgressRequest) float32 {
 	r, err := egress.Inspect(req)
 	if err != nil && r == nil {
 		return -1

@@ -27,7 +27,7 @@ func newMetrics(s *Service) *metrics {
 	m.uploads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_uploads_total", Help: "Output files stored, by result."}, []string{"result"})
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_jobs_running", Help: "Jobs running now."}, func() float64 { return float64(s.jobCount()) })
 	avail := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_available_cores", Help: "Cores a new job may still take."}, func() float64 { return s.cap.available() })
-	busy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_cpu_busy_cores", Help: "Measured busy cores on the machine."}, s.sampler.Busy)
+	busy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_jobs_cpu_cores", Help: "CPU the running job processes were last measured to use."}, s.cap.measuredTotal)
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_ready", Help: "1 when claiming jobs."}, func() float64 {
 		if s.Ready() {
 			return 1

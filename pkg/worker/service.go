@@ -32,9 +32,8 @@ type Service struct {
 	handlerSrv rpc.EgressHandlerServer
 	ingress    *ingressStub
 
-	cap     *capacity
-	sampler *cpuSampler
-	cancel  context.CancelFunc
+	cap    *capacity
+	cancel context.CancelFunc
 
 	mu       sync.Mutex // guards jobs, draining
 	jobs     map[string]*job
@@ -49,8 +48,8 @@ func New(conf *config.Config, exe string, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{conf: conf, configBody: body, exe: exe, log: log, jobs: map[string]*job{}, sampler: &cpuSampler{}}
-	s.cap = newCapacity(config.CPUs(), conf.Capacity.MaxCPUUtilization, conf.Capacity.MaxJobs, s.sampler.Busy)
+	s := &Service{conf: conf, configBody: body, exe: exe, log: log, jobs: map[string]*job{}}
+	s.cap = newCapacity(config.CPUs(), conf.Capacity.MaxCPUUtilization, conf.Capacity.MaxJobs)
 	s.metrics = newMetrics(s)
 	s.rc = redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{conf.Redis.Address}, Username: conf.Redis.Username, Password: conf.Redis.Password, DB: conf.Redis.DB,
@@ -80,7 +79,7 @@ func New(conf *config.Config, exe string, log *slog.Logger) (*Service, error) {
 // Start begins claiming jobs. The StartEgress topic is "" because livekit-server always uses it.
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
-	go s.sampler.run(ctx, 2*time.Second)
+	go s.measure(ctx, 2*time.Second)
 	if err := s.egressSrv.RegisterListActiveEgressTopic(""); err != nil {
 		return fmt.Errorf("register ListActiveEgress: %w", err)
 	}
@@ -89,6 +88,32 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info("worker ready: claiming egress jobs", "cpus", config.CPUs(), "budget_cores", s.cap.total)
 	return nil
+}
+
+// measure samples each job process's CPU use into the admission model until ctx ends.
+func (s *Service) measure(ctx context.Context, interval time.Duration) {
+	last := map[int]float64{}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seen := map[int]float64{}
+		for _, v := range s.jobInfos() {
+			cpu, err := processCPU(v.PID)
+			if err != nil || v.PID == 0 {
+				continue
+			}
+			if prev, ok := last[v.PID]; ok {
+				s.cap.observe(v.EgressID, (cpu-prev)/interval.Seconds())
+			}
+			seen[v.PID] = cpu
+		}
+		last = seen
+	}
 }
 
 // Drain stops claiming and waits for running jobs to end on their own, up to grace; then stops them.

@@ -37,6 +37,34 @@ func procStat(pid int) (cpu float64, rss int64) {
 	return (ut + st) / 100, rssPages * int64(os.Getpagesize())
 }
 
+// memory returns a process's proportional set size (shared pages divided among the processes
+// sharing them) and its private anonymous memory, in bytes (proc(5), smaps_rollup).
+func memory(pid int) (pss, anon int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "Pss:":
+			pss = kb << 10
+		case "Anonymous:":
+			anon = kb << 10
+		}
+	}
+	return pss, anon
+}
+
+func median(v []int64) float64 {
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	return float64(v[len(v)/2]) / 1e6
+}
+
 func jobsEnv(n int) int {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_JOBS")); err == nil && v > 0 {
 		return v
@@ -56,7 +84,7 @@ func BenchmarkTrackEgress(b *testing.B) {
 	_, idleRSS := procStat(w.Pid())
 
 	var ids []string
-	var startLat []time.Duration
+	startLat := map[string][]time.Duration{}
 	for i := 0; i < n; i++ {
 		track := pub.Tracks["mic"]
 		if i%2 == 0 {
@@ -70,10 +98,14 @@ func BenchmarkTrackEgress(b *testing.B) {
 		if err != nil {
 			b.Fatalf("start %d: %v", i, err)
 		}
+		if i < 10 {
+			b.Logf("job %d (%s): StartTrackEgress answered in %s", i, map[bool]string{true: "video", false: "audio"}[i%2 == 0], time.Since(t0).Round(time.Millisecond))
+		}
 		ids = append(ids, info.EgressId)
 		if i < 10 { // latency measured on an unloaded-ish worker: the first jobs, one at a time
 			stack.Eventually(b, 15*time.Second, "active", func() bool { return active(s, info.EgressId) })
-			startLat = append(startLat, time.Since(t0))
+			kind := map[bool]string{true: "video", false: "audio"}[i%2 == 0]
+			startLat[kind] = append(startLat[kind], time.Since(t0))
 		}
 	}
 	stack.Eventually(b, 120*time.Second, "all active", func() bool {
@@ -93,23 +125,29 @@ func BenchmarkTrackEgress(b *testing.B) {
 	}
 	time.Sleep(window)
 	var total float64
-	var rss []int64
+	var rss, pss, anon []int64
 	for _, j := range jobs {
 		c, r := procStat(j.PID)
+		p, a := memory(j.PID)
 		total += c - cpu0[j.PID]
-		rss = append(rss, r)
+		rss, pss, anon = append(rss, r), append(pss, p), append(anon, a)
 	}
 	wcpu1, wrss := procStat(w.Pid())
 	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
-	sort.Slice(startLat, func(i, j int) bool { return startLat[i] < startLat[j] })
 	perJob := total / window.Seconds() / float64(len(jobs))
 	b.ReportMetric(perJob, "cores/job")
 	b.ReportMetric(float64(rss[len(rss)/2])/1e6, "MB-rss/job")
 	fmt.Printf("track egress: %d jobs running at once (%d requested)\n", len(jobs), n)
 	fmt.Printf("  CPU per job      %.4f cores (all jobs %.3f cores; worker %.4f cores)\n", perJob, total/window.Seconds(), (wcpu1-wcpu0)/window.Seconds())
-	fmt.Printf("  RSS per job      median %.1f MB, max %.1f MB\n", float64(rss[len(rss)/2])/1e6, float64(rss[len(rss)-1])/1e6)
+	fmt.Printf("  memory per job   RSS median %.1f MB (max %.1f MB, ≈32 MB of it the binary's shared pages); PSS median %.1f MB; private anonymous median %.1f MB\n",
+		float64(rss[len(rss)/2])/1e6, float64(rss[len(rss)-1])/1e6, median(pss), median(anon))
 	fmt.Printf("  worker RSS       idle %.1f MB, with %d jobs %.1f MB\n", float64(idleRSS)/1e6, len(jobs), float64(wrss)/1e6)
-	fmt.Printf("  start → ACTIVE   median %s, max %s (first %d jobs)\n", startLat[len(startLat)/2].Round(time.Millisecond), startLat[len(startLat)-1].Round(time.Millisecond), len(startLat))
+	for _, kind := range []string{"audio", "video"} {
+		l := startLat[kind]
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		fmt.Printf("  start → ACTIVE   %s: median %s, max %s (%d jobs started one at a time; ACTIVE seen as the webhook)\n",
+			kind, l[len(l)/2].Round(time.Millisecond), l[len(l)-1].Round(time.Millisecond), len(l))
+	}
 	for _, id := range ids {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: id})
