@@ -5,7 +5,12 @@ cd "$(dirname "$0")/.."
 STATE="${MEDIAWORKER_DEV_DIR:-$PWD/.dev}"
 mkdir -p "$STATE/minio" "$STATE/recordings" "$STATE/tmp"
 pids=()
-cleanup() { echo; echo "[dev] stopping"; for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; wait; }
+# Stop in reverse start order: the worker finalises its jobs while the server and Redis are still up.
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "[dev] stopping"
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+}
 trap cleanup EXIT INT TERM
 
 busy() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }

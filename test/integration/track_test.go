@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	"github.com/mediaworker/mediaworker/test/stack"
 )
@@ -129,5 +130,33 @@ func TestTrackEgressStopMidStream(t *testing.T) {
 	// A second stop of an ended egress is refused by the server.
 	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err == nil {
 		t.Fatal("StopEgress of a completed egress succeeded")
+	}
+}
+
+// TestTrackEgressRoomClosed ends the recording by deleting the room: the egress completes.
+func TestTrackEgressRoomClosed(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "closing-room")
+	pub := s.Publish(t, "closing-room", "gina", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+		RoomName: "closing-room", TrackId: pub.Tracks["mic"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(2 * time.Second)
+	if _, err := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret).DeleteRoom(ctx(t), &livekit.DeleteRoomRequest{Room: "closing-room"}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
+	if !strings.Contains(end.Details, "Source closed") {
+		t.Fatalf("details %q", end.Details)
+	}
+	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 2, 1) {
+		t.Fatalf("duration %.2f", p.Duration())
 	}
 }
