@@ -25,7 +25,7 @@ func newMetrics(s *Service) *metrics {
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_jobs_ended_total", Help: "Jobs ended, by kind and final status."}, []string{"kind", "status"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_requests_refused_total", Help: "Start requests refused, by kind and psrpc code."}, []string{"kind", "code"})
 	m.uploads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_uploads_total", Help: "Output files stored, by result."}, []string{"result"})
-	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_jobs_running", Help: "Jobs running now."}, func() float64 { return float64(s.jobCount()) })
+	running := jobsCollector{s: s, desc: prometheus.NewDesc("mediaworker_jobs_running", "Jobs running now, by kind and status.", []string{"kind", "status"}, nil)}
 	avail := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_available_cores", Help: "Cores a new job may still take."}, func() float64 { return s.cap.available() })
 	busy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_jobs_cpu_cores", Help: "CPU the running job processes were last measured to use."}, s.cap.measuredTotal)
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mediaworker_ready", Help: "1 when claiming jobs."}, func() float64 {
@@ -62,5 +62,23 @@ func (m *metrics) ended(k egress.Kind, info *livekit.EgressInfo) {
 		} else {
 			m.uploads.WithLabelValues("failed").Inc()
 		}
+	}
+}
+
+// jobsCollector reports running jobs by kind and status at scrape time.
+type jobsCollector struct {
+	s    *Service
+	desc *prometheus.Desc
+}
+
+func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[[2]string]int{}
+	for _, j := range c.s.jobInfos() {
+		counts[[2]string{j.Kind, j.Status}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 }

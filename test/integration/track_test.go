@@ -92,7 +92,7 @@ func TestTrackEgressToLocalFile(t *testing.T) {
 // TestTrackEgressStopMidStream stops a recording while media still flows: the file is finalised.
 func TestTrackEgressStopMidStream(t *testing.T) {
 	s := stack.New(t)
-	s.StartWorker(t, "worker", "")
+	w := s.StartWorker(t, "worker", "")
 	s.CreateRoom(t, "stop-room")
 	pub := s.Publish(t, "stop-room", "bob", stack.Media{Name: "cam", Codec: "h264", Seconds: 30})
 	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
@@ -103,6 +103,9 @@ func TestTrackEgressStopMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	if _, m := w.Get(t, "/metrics"); !strings.Contains(m, `mediaworker_jobs_running{kind="track",status="EGRESS_ACTIVE"} 1`) {
+		t.Fatalf("metrics lack the running job:\n%s", m)
+	}
 	time.Sleep(3 * time.Second)
 	stopped, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId})
 	if err != nil {
@@ -127,6 +130,10 @@ func TestTrackEgressStopMidStream(t *testing.T) {
 	if e := stack.DecodeErrors(t, fr.Location); e != "" {
 		t.Fatalf("decode errors: %s", e)
 	}
+	stack.Eventually(t, 5*time.Second, "ended job in metrics", func() bool {
+		_, m := w.Get(t, "/metrics")
+		return strings.Contains(m, `mediaworker_jobs_ended_total{kind="track",status="EGRESS_COMPLETE"} 1`) && !strings.Contains(m, "mediaworker_jobs_running{")
+	})
 	// A second stop of an ended egress is refused by the server.
 	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err == nil {
 		t.Fatal("StopEgress of a completed egress succeeded")
