@@ -17,12 +17,7 @@ import (
 	"github.com/mediaworker/mediaworker/test/stack"
 )
 
-func TestMain(m *testing.M) {
-	if code := stack.RunInNetns(m); code >= 0 {
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { stack.Main(m) }
 
 // procStat returns CPU seconds (utime+stime) and RSS bytes of a process.
 func procStat(pid int) (cpu float64, rss int64) {

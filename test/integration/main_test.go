@@ -6,7 +6,6 @@ package integration
 import (
 	"context"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +15,7 @@ import (
 	"github.com/mediaworker/mediaworker/test/stack"
 )
 
-func TestMain(m *testing.M) {
-	if code := stack.RunInNetns(m); code >= 0 {
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { stack.Main(m) }
 
 // waitEvent waits for the webhook `event` about egress id and returns its info.
 func waitEvent(t *testing.T, s *stack.Stack, id, event string, d time.Duration) *livekit.EgressInfo {

@@ -43,3 +43,11 @@ exec "$0" "$@"`
 	}
 	return 0
 }
+
+// Main is TestMain for packages that run the stack: re-exec inside the namespace, then run.
+func Main(m *testing.M) {
+	if code := RunInNetns(m); code >= 0 {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
