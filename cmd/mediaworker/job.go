@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/livekit/protocol/livekit"
+	protologger "github.com/livekit/protocol/logger"
 	"github.com/livekit/protocol/rpc"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mediaworker/mediaworker/pkg/config"
@@ -34,10 +38,15 @@ func runJob() error {
 		return err
 	}
 	log := newLogger(conf.LogLevel).With("component", "job", "egress_id", req.EgressId, "room_name", r.RoomName, "kind", r.Kind, "pid", os.Getpid())
+	if conf.LogLevel != "debug" {
+		// The SDK and pion log every signalling and ICE step; our own lines say what matters.
+		lksdk.SetLogger(protologger.GetDiscardLogger())
+	}
 	status := ipc.NewStatusWriter(os.NewFile(ipc.StatusFD, "status"))
 
 	stop := make(chan struct{})
 	var once sync.Once
+	var orphaned atomic.Bool // the worker is gone: finish alone and report to the server directly
 	stopNow := func(why string) { once.Do(func() { log.Info("stopping", "why", why); close(stop) }) }
 	go func() {
 		_ = ipc.ReadCommands(os.Stdin, func(c ipc.Command) {
@@ -45,17 +54,29 @@ func runJob() error {
 				stopNow("StopEgress")
 			}
 		})
-		stopNow("worker closed the control pipe")
+		orphaned.Store(true)
+		stopNow("the worker is gone (control pipe closed)")
 	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { s := <-sigs; stopNow(s.String()) }()
 
+	var final *livekit.EgressInfo
 	env := egress.Env{Conf: conf, Log: log, Stop: stop, Status: func(i *livekit.EgressInfo) {
-		if err := status.Write(i); err != nil {
+		final = i
+		if err := status.Write(i); err != nil && !orphaned.Load() {
 			log.Warn("could not report status to the worker", "error", err)
 		}
 	}}
 	egress.RunTrack(context.Background(), env, r)
+	if orphaned.Load() && final != nil {
+		if final.Status == livekit.EgressStatus_EGRESS_COMPLETE {
+			// The recording was cut short by the worker's death, not by the user: say so, keep the file.
+			final.SetEndReason("worker process died")
+			final.SetFailed(errors.New("the worker process died; the recording was stopped early and what was recorded is kept (see file_results)"))
+		}
+		log.Warn("worker gone: reporting the final status to livekit-server directly", "status", final.Status.String())
+		return worker.ReportOrphaned(context.Background(), conf, log, final)
+	}
 	return nil
 }

@@ -228,3 +228,33 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("decode errors: %s", e)
 	}
 }
+
+// TestWorkerKilled SIGKILLs the worker mid-recording: its job process finalises the file on its
+// own and reports FAILED with the partial recording in file_results, instead of leaving it ACTIVE.
+func TestWorkerKilled(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "orphan-room")
+	pub := s.Publish(t, "orphan-room", "hank", stack.Media{Name: "cam", Codec: "h264", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
+		RoomName: "orphan-room", TrackId: pub.Tracks["cam"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "orphan"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(3 * time.Second)
+	w.Signal(syscall.SIGKILL)
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(end.Error, "worker process died") || len(end.FileResults) != 1 {
+		t.Fatalf("got %s %q %v", end.Status, end.Error, end.FileResults)
+	}
+	p := stack.FFprobe(t, end.FileResults[0].Location)
+	if !near(p.Duration(), 3, 1) {
+		t.Fatalf("partial recording is %.2fs, want ≈3 s", p.Duration())
+	}
+	if e := stack.DecodeErrors(t, end.FileResults[0].Location); e != "" {
+		t.Fatalf("partial recording: %s", e)
+	}
+}
