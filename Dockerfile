@@ -1,13 +1,16 @@
 # syntax=docker/dockerfile:1
-# mediaworker: build stage (Go) and a slim runtime with the GStreamer plugins later job kinds use.
+# mediaworker: build stage (Go + cgo for GStreamer) and a slim runtime with the GStreamer plugins.
 FROM golang:1.26-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd ./cmd
 COPY pkg ./pkg
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/mediaworker ./cmd/mediaworker
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/mediaworker ./cmd/mediaworker
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \

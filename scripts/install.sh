@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 CACHE="${MEDIAWORKER_CACHE:-$HOME/.cache/mediaworker}/tools"
 LIVEKIT_VERSION=v1.13.5
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # the module has no release tags; this pseudo-version is served
-APT_PACKAGES=(redis-server ffmpeg iproute2 util-linux ca-certificates)
+APT_PACKAGES=(redis-server ffmpeg iproute2 util-linux ca-certificates pkg-config gcc
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 
 log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 

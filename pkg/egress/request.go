@@ -4,12 +4,15 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/mediaworker/mediaworker/pkg/sink"
 )
 
 // Kind names a job kind; it labels metrics and picks the CPU cost.
@@ -71,9 +74,12 @@ func inspectTrack(t *livekit.TrackEgressRequest) error {
 	case t.GetTrackId() == "":
 		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: track_id is required")
 	case t.GetWebsocketUrl() != "":
-		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress to websocket_url is %v; use a file output", ErrUnimplemented)
+		if u, err := url.Parse(t.GetWebsocketUrl()); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: websocket_url must be ws://host/path or wss://host/path")
+		}
+		return nil
 	case t.GetFile() == nil:
-		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: a file output (DirectFileOutput) is required")
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: a file output (DirectFileOutput) or websocket_url is required")
 	}
 	f := t.GetFile()
 	switch f.Output.(type) {
@@ -103,6 +109,9 @@ func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
 	switch q := req.Request.(type) {
 	case *rpc.StartEgressRequest_Track:
 		redactS3(q.Track.GetFile().GetS3())
+		if u := q.Track.GetWebsocketUrl(); u != "" {
+			q.Track.Output = &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: sink.Redact(u)}
+		}
 		info.Request = &livekit.EgressInfo_Track{Track: q.Track}
 	case *rpc.StartEgressRequest_RoomComposite:
 		info.Request = &livekit.EgressInfo_RoomComposite{RoomComposite: q.RoomComposite}

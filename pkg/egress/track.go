@@ -77,9 +77,16 @@ func (rec *trackRecording) run(ctx context.Context) error {
 		case <-subCtx.Done():
 		}
 	}()
+	muted := make(chan bool, 16)
 	rec.track, err = source.SubscribeTrack(subCtx, source.TrackParams{
 		WsURL: conf.WsURL, Token: token, TrackID: rec.req.Raw.GetTrack().GetTrackId(),
 		Wait: conf.Timeouts.TrackWait, Log: rec.log, OnFrame: func(f source.Frame) { frames <- f },
+		OnMute: func(m bool) {
+			select {
+			case muted <- m:
+			default: // a flood of mute toggles: the receiver still gets the latest on the next one
+			}
+		},
 	})
 	if err != nil {
 		if stopped(rec.env.Stop) {
@@ -94,6 +101,9 @@ func (rec *trackRecording) run(ctx context.Context) error {
 	defer rec.track.Close()
 	ti := rec.track.Info()
 	rec.log = rec.log.With("track_id", ti.TrackID, "mime", ti.MimeType, "publisher", ti.PublisherIdentity)
+	if u := rec.req.Raw.GetTrack().GetWebsocketUrl(); u != "" {
+		return rec.runWebSocket(ctx, frames, muted, u)
+	}
 	w, f, err := rec.open(ti)
 	if err != nil {
 		return err
@@ -205,6 +215,12 @@ func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
 	if err := w.WriteSample(container.Sample{Data: f.Data, PTS: f.PTS, Keyframe: f.Keyframe}); err != nil {
 		return fmt.Errorf("write %s: %w", rec.workPath, err)
 	}
+	rec.counted(f)
+	return nil
+}
+
+// counted notes a frame delivered; the first one makes the egress ACTIVE.
+func (rec *trackRecording) counted(f source.Frame) {
 	rec.frames++
 	rec.lastPTS = f.PTS
 	if rec.frames == 1 {
@@ -213,7 +229,6 @@ func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
 		rec.env.Status(rec.info)
 		rec.log.Info("egress active: media is being written")
 	}
-	return nil
 }
 
 // store puts the finished file where the request asked. On failure the local file is kept and the

@@ -44,6 +44,8 @@ type TrackParams struct {
 	Log  *slog.Logger
 	// OnFrame receives every frame, in order, from one goroutine.
 	OnFrame func(Frame)
+	// OnMute, if set, is told when the publisher mutes or unmutes the track.
+	OnMute func(muted bool)
 }
 
 // Track is a live subscription to one room track.
@@ -76,6 +78,14 @@ func SubscribeTrack(ctx context.Context, p TrackParams) (*Track, error) {
 			}
 		}
 	}
+	mute := func(muted bool) func(lksdk.TrackPublication, lksdk.Participant) {
+		return func(pub lksdk.TrackPublication, _ lksdk.Participant) {
+			if pub.SID() == p.TrackID && p.OnMute != nil {
+				p.OnMute(muted)
+			}
+		}
+	}
+	cb.OnTrackMuted, cb.OnTrackUnmuted = mute(true), mute(false)
 	cb.OnTrackUnpublished = func(pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		if pub.SID() == p.TrackID {
 			t.end("track unpublished")

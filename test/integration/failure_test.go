@@ -53,13 +53,13 @@ func TestBadRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("websocket output is unimplemented", func(t *testing.T) {
+	t.Run("a websocket_url that is not ws:// is refused", func(t *testing.T) {
 		_, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
-			RoomName: "bad-room", TrackId: "TR_x", Output: &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: "ws://127.0.0.1:1/x"},
+			RoomName: "bad-room", TrackId: "TR_x", Output: &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: "https://127.0.0.1:1/x"},
 		})
 		var te twirp.Error
-		if !errors.As(err, &te) || te.Code() != twirp.Unimplemented {
-			t.Fatalf("want unimplemented, got %v", err)
+		if !errors.As(err, &te) || te.Code() != twirp.InvalidArgument || !strings.Contains(te.Msg(), "websocket_url") {
+			t.Fatalf("want invalid_argument naming websocket_url, got %v", err)
 		}
 	})
 

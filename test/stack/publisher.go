@@ -56,6 +56,7 @@ type Publisher struct {
 	// Tracks maps media name to track sid; Finished to a channel closed when that file has been sent.
 	Tracks   map[string]string
 	Finished map[string]chan struct{}
+	Pubs     map[string]*lksdk.LocalTrackPublication
 }
 
 // Publish joins room as identity and publishes each medium once.
@@ -66,7 +67,8 @@ func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Pu
 		t.Fatalf("publisher %s join: %v", identity, err)
 	}
 	t.Cleanup(r.Disconnect)
-	p := &Publisher{Room: r, Identity: identity, Tracks: map[string]string{}, Finished: map[string]chan struct{}{}}
+	p := &Publisher{Room: r, Identity: identity, Tracks: map[string]string{}, Finished: map[string]chan struct{}{},
+		Pubs: map[string]*lksdk.LocalTrackPublication{}}
 	dir := t.TempDir()
 	for _, m := range media {
 		path, frame := MakeMedia(t, dir, m)
@@ -83,7 +85,7 @@ func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Pu
 		if err != nil {
 			t.Fatalf("publish %s: %v", m.Name, err)
 		}
-		p.Tracks[m.Name], p.Finished[m.Name] = pub.SID(), done
+		p.Tracks[m.Name], p.Finished[m.Name], p.Pubs[m.Name] = pub.SID(), done, pub
 	}
 	return p
 }
