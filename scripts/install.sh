@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 CACHE="${MEDIAWORKER_CACHE:-$HOME/.cache/mediaworker}/tools"
 LIVEKIT_VERSION=v1.13.5
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # the module has no release tags; this pseudo-version is served
+FAKE_GCS_VERSION=v1.56.1
+AZURITE_VERSION=3.37.0
 APT_PACKAGES=(redis-server ffmpeg iproute2 util-linux ca-certificates pkg-config gcc
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
@@ -43,4 +45,18 @@ if [ ! -x "$mi" ]; then
   mkdir -p "$(dirname "$mi")"
   GOBIN="$(dirname "$mi")" go install "github.com/minio/minio@$MINIO_VERSION"
 fi
-log "ready: livekit-server=$lk minio=$mi"
+gcs="$CACHE/fake-gcs-server-$FAKE_GCS_VERSION/fake-gcs-server"
+if [ ! -x "$gcs" ]; then
+  log "building fake-gcs-server $FAKE_GCS_VERSION (≈1 min) into $gcs"
+  mkdir -p "$(dirname "$gcs")"
+  GOBIN="$(dirname "$gcs")" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"
+fi
+
+az="$CACHE/azurite-$AZURITE_VERSION"
+if [ ! -x "$az/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null || { echo "Node.js 20 and npm are required for the Azure emulator (Azurite)" >&2; exit 1; }
+  log "installing Azurite $AZURITE_VERSION (npm) into $az"
+  mkdir -p "$az"
+  (cd "$az" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null)
+fi
+log "ready: livekit-server, MinIO, fake-gcs-server, Azurite under $CACHE"

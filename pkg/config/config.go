@@ -36,6 +36,14 @@ type Config struct {
 	// LocalOutputDir is where outputs without storage are written; request paths are relative to it
 	// and cannot escape it. Default "./recordings". Env: MEDIAWORKER_LOCAL_OUTPUT_DIR.
 	LocalOutputDir string `yaml:"local_output_dir"`
+	// Storage is where outputs go when a request names no storage. Default: none (local disk).
+	Storage *StorageConfig `yaml:"storage"`
+	// BackupStorage receives an output whose upload to its primary storage failed; the egress then
+	// reports backup_storage_used. Default: none (the file is kept on local disk).
+	BackupStorage *StorageConfig `yaml:"backup_storage"`
+	// AzureBlobEndpoint is the Blob service URL for Azure uploads, "{account}" standing for the
+	// account name. Default "https://{account}.blob.core.windows.net/" (change it for sovereign clouds or Azurite).
+	AzureBlobEndpoint string `yaml:"azure_blob_endpoint"`
 	// Capacity sets what each job costs and how much of the machine the worker may use.
 	Capacity CapacityConfig `yaml:"capacity"`
 	// Timeouts bound waits on the server and the room.
@@ -51,6 +59,61 @@ type RedisConfig struct {
 	Password string `yaml:"password"`
 	// DB is the database number. Default 0.
 	DB int `yaml:"db"`
+}
+
+// StorageConfig names one object store; set exactly one of s3, gcp, azure.
+type StorageConfig struct {
+	S3    *S3Config    `yaml:"s3"`
+	GCP   *GCPConfig   `yaml:"gcp"`
+	Azure *AzureConfig `yaml:"azure"`
+}
+
+// S3Config is an S3 or S3-compatible bucket (MinIO: endpoint + force_path_style).
+type S3Config struct {
+	AccessKey      string `yaml:"access_key"`
+	Secret         string `yaml:"secret"`
+	SessionToken   string `yaml:"session_token"`
+	Region         string `yaml:"region"`   // default us-east-1
+	Endpoint       string `yaml:"endpoint"` // default AWS
+	Bucket         string `yaml:"bucket"`
+	ForcePathStyle bool   `yaml:"force_path_style"`
+}
+
+// GCPConfig is a Google Cloud Storage bucket; empty credentials_json means Application Default Credentials.
+type GCPConfig struct {
+	CredentialsJSON string `yaml:"credentials_json"`
+	Bucket          string `yaml:"bucket"`
+}
+
+// AzureConfig is an Azure Blob container.
+type AzureConfig struct {
+	AccountName   string `yaml:"account_name"`
+	AccountKey    string `yaml:"account_key"`
+	ContainerName string `yaml:"container_name"`
+}
+
+func (s *StorageConfig) validate(key string) error {
+	if s == nil {
+		return nil
+	}
+	n := 0
+	for _, set := range []bool{s.S3 != nil, s.GCP != nil, s.Azure != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("%s must set exactly one of s3, gcp, azure", key)
+	}
+	switch {
+	case s.S3 != nil && s.S3.Bucket == "":
+		return fmt.Errorf("%s.s3.bucket is required", key)
+	case s.GCP != nil && s.GCP.Bucket == "":
+		return fmt.Errorf("%s.gcp.bucket is required", key)
+	case s.Azure != nil && (s.Azure.AccountName == "" || s.Azure.AccountKey == "" || s.Azure.ContainerName == ""):
+		return fmt.Errorf("%s.azure needs account_name, account_key and container_name", key)
+	}
+	return nil
 }
 
 // CapacityConfig is the admission model: a job is claimed only while its cost fits in what is left.
@@ -193,6 +256,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LocalOutputDir == "" {
 		bad("local_output_dir must not be empty")
+	}
+	if err := c.Storage.validate("storage"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.BackupStorage.validate("backup_storage"); err != nil {
+		errs = append(errs, err)
 	}
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -31,8 +30,12 @@ func TestYAMLTags(t *testing.T) {
 				t.Errorf("%s: duplicate yaml key %q", path, tag)
 			}
 			seen[tag] = true
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-				walk(f.Type, path+"."+tag)
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				walk(ft, path+"."+tag)
 			}
 		}
 	}
@@ -85,6 +88,14 @@ func TestLoad(t *testing.T) {
 		{name: "bad utilization", body: "capacity: {max_cpu_utilization: 1.5}\n", env: required, wantErr: "capacity.max_cpu_utilization"},
 		{name: "bad duration", body: "timeouts: {track_wait: -1s}\n", env: required, wantErr: "timeouts.track_wait"},
 		{name: "bad log level", body: "log_level: loud\n", env: required, wantErr: "log_level"},
+		{name: "default storage", body: "storage: {s3: {bucket: rec, endpoint: 'http://127.0.0.1:9000', force_path_style: true}}\nbackup_storage: {azure: {account_name: a, account_key: k, container_name: c}}\n", env: required,
+			check: func(t *testing.T, c *Config) {
+				if c.Storage.S3.Bucket != "rec" || !c.Storage.S3.ForcePathStyle || c.BackupStorage.Azure.ContainerName != "c" {
+					t.Errorf("got %+v %+v", c.Storage, c.BackupStorage)
+				}
+			}},
+		{name: "two stores", body: "storage: {s3: {bucket: a}, gcp: {bucket: b}}\n", env: required, wantErr: "storage must set exactly one"},
+		{name: "store without bucket", body: "backup_storage: {gcp: {credentials_json: x}}\n", env: required, wantErr: "backup_storage.gcp.bucket"},
 		{name: "bad REDIS_DB", env: map[string]string{"REDIS_DB": "one"}, wantErr: "REDIS_DB"},
 	}
 	for _, tc := range tests {

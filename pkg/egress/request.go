@@ -83,12 +83,16 @@ func inspectTrack(t *livekit.TrackEgressRequest) error {
 	}
 	f := t.GetFile()
 	switch f.Output.(type) {
-	case nil, *livekit.DirectFileOutput_S3:
-	case *livekit.DirectFileOutput_Gcp, *livekit.DirectFileOutput_Azure, *livekit.DirectFileOutput_AliOSS:
-		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress: only S3 (and S3-compatible) or local storage is supported yet; GCP, Azure and AliOSS are %v", ErrUnimplemented)
+	case *livekit.DirectFileOutput_AliOSS:
+		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress: AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
 	}
-	if s3 := f.GetS3(); s3 != nil && s3.GetBucket() == "" {
+	switch {
+	case f.GetS3() != nil && f.GetS3().GetBucket() == "":
 		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: s3.bucket is required")
+	case f.GetGcp() != nil && f.GetGcp().GetBucket() == "":
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: gcp.bucket is required")
+	case f.GetAzure() != nil && f.GetAzure().GetContainerName() == "":
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "track egress: azure.container_name is required")
 	}
 	return nil
 }
@@ -108,7 +112,7 @@ func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
 	req := proto.Clone(r.Raw).(*rpc.StartEgressRequest)
 	switch q := req.Request.(type) {
 	case *rpc.StartEgressRequest_Track:
-		redactS3(q.Track.GetFile().GetS3())
+		redactUpload(q.Track.GetFile())
 		if u := q.Track.GetWebsocketUrl(); u != "" {
 			q.Track.Output = &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: sink.Redact(u)}
 		}
@@ -128,12 +132,19 @@ func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
 	return info
 }
 
-// redactS3 hides credentials; the placeholders match the official service's.
-func redactS3(s3 *livekit.S3Upload) {
-	if s3 == nil {
-		return
+// redactUpload hides storage credentials; the placeholders match the official service's.
+func redactUpload(f *livekit.DirectFileOutput) {
+	fields := map[*string]string{}
+	if s3 := f.GetS3(); s3 != nil {
+		fields = map[*string]string{&s3.AccessKey: "{access_key}", &s3.Secret: "{secret}", &s3.SessionToken: "{session_token}", &s3.AssumeRoleExternalId: "{external_id}"}
 	}
-	for p, name := range map[*string]string{&s3.AccessKey: "{access_key}", &s3.Secret: "{secret}", &s3.SessionToken: "{session_token}", &s3.AssumeRoleExternalId: "{external_id}"} {
+	if g := f.GetGcp(); g != nil {
+		fields = map[*string]string{&g.Credentials: "{credentials}"}
+	}
+	if a := f.GetAzure(); a != nil {
+		fields = map[*string]string{&a.AccountName: "{account_name}", &a.AccountKey: "{account_key}"}
+	}
+	for p, name := range fields {
 		if *p != "" {
 			*p = name
 		}

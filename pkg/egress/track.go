@@ -17,7 +17,6 @@ import (
 	"github.com/mediaworker/mediaworker/pkg/config"
 	"github.com/mediaworker/mediaworker/pkg/container"
 	"github.com/mediaworker/mediaworker/pkg/source"
-	"github.com/mediaworker/mediaworker/pkg/upload"
 )
 
 // Env is what a job needs from the process it runs in.
@@ -50,6 +49,7 @@ type trackRecording struct {
 	log  *slog.Logger
 
 	track    *source.Track
+	dest     *destination
 	workPath string // where the file is written
 	storeKey string // its name in storage (the expanded filepath)
 	firstAt  time.Time
@@ -148,7 +148,7 @@ func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File
 	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, TrackID: ti.TrackID, TrackType: ti.Kind,
 		TrackSource: ti.Source, PublisherIdentity: ti.PublisherIdentity, Time: time.Now()}
 	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{track_id}-{time}", ext)
-	if rec.file.GetS3() != nil {
+	if rec.dest.primary != nil {
 		rec.workPath = filepath.Join(rec.env.Conf.TmpDir, rec.info.EgressId, filepath.Base(rec.storeKey))
 	} else {
 		rec.workPath = filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(rec.storeKey))
@@ -231,67 +231,56 @@ func (rec *trackRecording) counted(f source.Frame) {
 	}
 }
 
-// store puts the finished file where the request asked. On failure the local file is kept and the
-// error says where it is.
+// store puts the finished file where the request asked, falling back to the backup storage. When
+// both fail the local file is kept and the error says where it is.
 func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error) {
 	fi := &livekit.FileInfo{Filename: rec.storeKey, StartedAt: rec.firstAt.UnixNano(), EndedAt: time.Now().UnixNano(),
 		Duration: int64(rec.lastPTS)}
-	st, err := rec.storage()
+	stat, err := os.Stat(rec.workPath)
 	if err != nil {
-		return fi, fmt.Errorf("%w; the recording is kept at %s", err, rec.workPath)
+		return fi, fmt.Errorf("stat output: %w", err)
 	}
-	if st == nil {
-		abs, err := filepath.Abs(rec.workPath)
-		if err != nil {
-			abs = rec.workPath
-		}
-		stat, err := os.Stat(rec.workPath)
-		if err != nil {
-			return fi, fmt.Errorf("stat output: %w", err)
-		}
-		fi.Location, fi.Size = abs, stat.Size()
+	fi.Size = stat.Size()
+	if rec.dest.primary == nil {
+		fi.Location, _ = filepath.Abs(rec.workPath)
 		return fi, nil
 	}
 	uctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	start := time.Now()
-	loc, size, err := st.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey))
-	if err != nil {
-		if st, serr := os.Stat(rec.workPath); serr == nil {
-			fi.Size = st.Size()
+	loc, size, err := rec.dest.primary.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey))
+	if err != nil && rec.dest.backup != nil {
+		rec.log.Error("upload failed; trying the backup storage", "error", err)
+		if loc, size, err = rec.dest.backup.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey)); err == nil {
+			rec.info.SetBackupUsed()
 		}
+	}
+	if err != nil {
 		rec.log.Error("upload failed; recording kept locally", "file", rec.workPath, "error", err)
 		return fi, fmt.Errorf("upload failed, the recording is kept at %s on the worker: %w", rec.workPath, err)
 	}
 	fi.Location, fi.Size = loc, size
-	rec.log.Info("uploaded", "location", loc, "bytes", size, "seconds", time.Since(start).Seconds())
+	rec.log.Info("uploaded", "location", loc, "bytes", size, "seconds", time.Since(start).Seconds(), "backup", rec.info.BackupStorageUsed)
 	_ = os.Remove(rec.workPath)
 	_ = os.Remove(filepath.Dir(rec.workPath))
 	return fi, nil
 }
 
-// storage is where the file goes after recording; nil means it is written in place on local disk.
-func (rec *trackRecording) storage() (upload.Store, error) {
-	if s3 := rec.file.GetS3(); s3 != nil {
-		return upload.NewS3(s3)
-	}
-	return nil, nil
-}
-
-// checkStorage fails the egress before anything is recorded when the storage can never work
-// (credentials, bucket); a storage that is only unreachable now does not stop the recording.
+// checkStorage resolves where the file will go and fails early on storage that can never work.
 func (rec *trackRecording) checkStorage(ctx context.Context) error {
-	st, err := rec.storage()
-	if err != nil || st == nil {
-		return err
+	if rec.file == nil {
+		return nil
 	}
-	if err := st.Check(ctx); err != nil {
-		if errors.Is(err, upload.ErrPermanent) {
-			return psrpc.NewError(psrpc.InvalidArgument, err)
-		}
-		rec.log.Warn("storage unreachable now; recording anyway, the upload will be retried at the end", "error", err)
+	d, err := resolveStorage(ctx, rec.env.Conf, rec.file)
+	if err != nil {
+		return psrpc.NewError(psrpc.InvalidArgument, err)
 	}
-	return nil
+	rec.dest = d
+	warning, err := d.check(ctx)
+	if warning != nil {
+		rec.log.Warn("storage not usable now; recording anyway, the upload is retried at the end (then the backup storage, if any)", "error", warning)
+	}
+	return err
 }
 
 func codecOf(mime string) (container.Codec, error) {

@@ -21,10 +21,7 @@ import (
 type S3 struct {
 	conf   *livekit.S3Upload
 	client *s3.Client
-	// Attempts, FirstDelay and MaxDelay shape retries of transient failures.
-	Attempts   int
-	FirstDelay time.Duration
-	MaxDelay   time.Duration
+	Retry  Retry
 	// PartSize is the multipart chunk (default 8 MiB); files above it upload in parts.
 	PartSize int64
 }
@@ -56,7 +53,7 @@ func NewS3(conf *livekit.S3Upload) (*S3, error) {
 		}
 		opts.BaseEndpoint = aws.String(strings.TrimSuffix(ep, "/"))
 	}
-	return &S3{conf: conf, client: s3.New(opts), Attempts: 5, FirstDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second, PartSize: 8 << 20}, nil
+	return &S3{conf: conf, client: s3.New(opts), Retry: DefaultRetry, PartSize: 8 << 20}, nil
 }
 
 // Check asks for the bucket: wrong credentials and missing buckets show up before recording.
@@ -74,22 +71,10 @@ func (s *S3) Upload(ctx context.Context, localPath, key, contentType string) (st
 		return "", 0, err
 	}
 	up := manager.NewUploader(s.client, func(u *manager.Uploader) { u.PartSize = s.PartSize })
-	delay := s.FirstDelay
-	for attempt := 1; ; attempt++ {
-		err = s.put(ctx, up, localPath, key, contentType)
-		if err == nil {
-			return s.location(key), st.Size(), nil
-		}
-		if errors.Is(err, ErrPermanent) || attempt >= s.Attempts || ctx.Err() != nil {
-			return "", 0, err
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return "", 0, err
-		}
-		delay = min(2*delay, s.MaxDelay)
+	if err := s.Retry.do(ctx, func() error { return s.put(ctx, up, localPath, key, contentType) }); err != nil {
+		return "", 0, err
 	}
+	return s.location(key), st.Size(), nil
 }
 
 func (s *S3) put(ctx context.Context, up *manager.Uploader, localPath, key, contentType string) error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/mediaworker/mediaworker/test/miniotest"
+	"github.com/mediaworker/mediaworker/test/storagetest"
 )
 
 func TestNewS3Validation(t *testing.T) {
@@ -63,7 +63,7 @@ func writeRandom(t *testing.T, n int) string {
 }
 
 func TestS3AgainstMinIO(t *testing.T) {
-	srv := miniotest.Start(t)
+	srv := storagetest.StartMinIO(t)
 	srv.CreateBucket(t, "rec")
 	good := &livekit.S3Upload{AccessKey: srv.AccessKey, Secret: srv.Secret, Endpoint: srv.Endpoint, Bucket: "rec", ForcePathStyle: true,
 		Metadata: map[string]string{"room": "r1"}, Tagging: "k=v", ContentDisposition: "attachment"}
@@ -114,7 +114,7 @@ func TestS3AgainstMinIO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st.FirstDelay = 10 * time.Millisecond
+			st.Retry.FirstDelay = 10 * time.Millisecond
 			start := time.Now()
 			_, _, err = st.Upload(ctx, writeRandom(t, 100), "x.bin", "")
 			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/mediaworker/mediaworker/test/miniotest"
+	"github.com/mediaworker/mediaworker/test/storagetest"
 	"github.com/mediaworker/mediaworker/test/stack"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestTrackEgressToS3(t *testing.T) {
 	s := stack.New(t)
 	w := s.StartWorker(t, "worker", "")
-	minio := miniotest.Start(t)
+	minio := storagetest.StartMinIO(t)
 	minio.CreateBucket(t, "recordings")
 	s.CreateRoom(t, "s3-room")
 	pub := s.Publish(t, "s3-room", "frank", stack.Media{Name: "cam", Codec: "h264", Seconds: 30})

@@ -1,5 +1,5 @@
-// Package miniotest starts a real MinIO server on loopback for tests.
-package miniotest
+// Package storagetest starts real object stores on loopback for tests: MinIO, fake-gcs-server, Azurite.
+package storagetest
 
 import (
 	"context"
@@ -58,8 +58,8 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Start runs MinIO until the test ends.
-func Start(t testing.TB) *Server {
+// StartMinIO runs MinIO until the test ends.
+func StartMinIO(t testing.TB) *Server {
 	t.Helper()
 	bin := Bin(t)
 	port, console := freePort(t), freePort(t)

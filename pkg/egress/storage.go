@@ -1,0 +1,74 @@
+package egress
+
+import (
+	"context"
+	"errors"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/config"
+	"github.com/mediaworker/mediaworker/pkg/upload"
+)
+
+// destination is where a finished file goes: the request's storage, else the worker's default;
+// nil primary means local disk. backup takes the file when the primary fails.
+type destination struct {
+	primary, backup upload.Store
+}
+
+// resolveStorage builds the stores for a file output.
+func resolveStorage(ctx context.Context, conf *config.Config, file *livekit.DirectFileOutput) (*destination, error) {
+	d := &destination{}
+	var err error
+	switch o := file.GetOutput().(type) {
+	case *livekit.DirectFileOutput_S3:
+		d.primary, err = upload.NewS3(o.S3)
+	case *livekit.DirectFileOutput_Gcp:
+		d.primary, err = upload.NewGCS(ctx, o.Gcp)
+	case *livekit.DirectFileOutput_Azure:
+		d.primary, err = upload.NewAzure(o.Azure, conf.AzureBlobEndpoint)
+	default:
+		d.primary, err = fromConfig(ctx, conf, conf.Storage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.backup, err = fromConfig(ctx, conf, conf.BackupStorage); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func fromConfig(ctx context.Context, conf *config.Config, s *config.StorageConfig) (upload.Store, error) {
+	switch {
+	case s == nil:
+		return nil, nil
+	case s.S3 != nil:
+		return upload.NewS3(&livekit.S3Upload{AccessKey: s.S3.AccessKey, Secret: s.S3.Secret, SessionToken: s.S3.SessionToken,
+			Region: s.S3.Region, Endpoint: s.S3.Endpoint, Bucket: s.S3.Bucket, ForcePathStyle: s.S3.ForcePathStyle})
+	case s.GCP != nil:
+		return upload.NewGCS(ctx, &livekit.GCPUpload{Credentials: s.GCP.CredentialsJSON, Bucket: s.GCP.Bucket})
+	case s.Azure != nil:
+		return upload.NewAzure(&livekit.AzureBlobUpload{AccountName: s.Azure.AccountName, AccountKey: s.Azure.AccountKey,
+			ContainerName: s.Azure.ContainerName}, conf.AzureBlobEndpoint)
+	}
+	return nil, nil
+}
+
+// check fails the egress before anything is recorded when the primary storage can never work
+// (credentials, bucket) and there is no backup; a store that is only unreachable now does not
+// stop the recording.
+func (d *destination) check(ctx context.Context) (warning error, err error) {
+	if d.primary == nil {
+		return nil, nil
+	}
+	cerr := d.primary.Check(ctx)
+	if cerr == nil {
+		return nil, nil
+	}
+	if errors.Is(cerr, upload.ErrPermanent) && d.backup == nil {
+		return nil, psrpc.NewError(psrpc.InvalidArgument, cerr)
+	}
+	return cerr, nil
+}
