@@ -59,8 +59,9 @@ type Worker struct {
 	TmpDir   string
 }
 
-// StartWorker runs `mediaworker worker` against the stack; extra is appended to its YAML config.
-func (s *Stack) StartWorker(t testing.TB, name, extra string) *Worker {
+// StartWorker runs `mediaworker worker` against the stack; extra is appended to its YAML config
+// and env to its environment.
+func (s *Stack) StartWorker(t testing.TB, name, extra string, env ...string) *Worker {
 	t.Helper()
 	w := &Worker{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LocalDir: t.TempDir(), TmpDir: t.TempDir()}
 	conf := fmt.Sprintf(`api_key: %s
@@ -72,7 +73,7 @@ log_level: debug
 tmp_dir: %s
 local_output_dir: %s
 %s`, APIKey, APISecret, s.WsURL, s.RedisAddr, w.HTTPAddr, w.TmpDir, w.LocalDir, extra)
-	w.Proc = Start(t, name, []string{"MEDIAWORKER_CONFIG_BODY=" + conf}, WorkerBinary(t), "worker")
+	w.Proc = Start(t, name, append([]string{"MEDIAWORKER_CONFIG_BODY=" + conf}, env...), WorkerBinary(t), "worker")
 	Eventually(t, 20*time.Second, name+" ready", func() bool {
 		resp, err := http.Get("http://" + w.HTTPAddr + "/readyz")
 		if err != nil {
