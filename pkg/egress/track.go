@@ -108,6 +108,7 @@ func (rec *trackRecording) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer rec.dropJournal()
 	reason, recErr := rec.record(ctx, frames, w)
 	closeErr := errors.Join(w.Close(), f.Close())
 	if recErr == nil {
@@ -173,6 +174,8 @@ func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File
 func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Frame, w container.Writer) (string, error) {
 	progress := time.NewTicker(30 * time.Second)
 	defer progress.Stop()
+	journalTick := time.NewTicker(5 * time.Second)
+	defer journalTick.Stop()
 	for {
 		select {
 		case f := <-frames:
@@ -188,6 +191,10 @@ func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Fram
 			return livekit.EndReasonAPI, nil
 		case <-ctx.Done():
 			return livekit.EndReasonFailure, ctx.Err()
+		case <-journalTick.C:
+			if err := rec.saveJournal(); err != nil {
+				rec.log.Warn("could not update the recording journal", "error", err)
+			}
 		case <-progress.C:
 			st, _ := os.Stat(rec.workPath)
 			var size int64
@@ -216,6 +223,11 @@ func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
 		return fmt.Errorf("write %s: %w", rec.workPath, err)
 	}
 	rec.counted(f)
+	if rec.frames == 1 {
+		if err := rec.saveJournal(); err != nil {
+			rec.log.Warn("could not write the recording journal; a crash would strand this file", "error", err)
+		}
+	}
 	return nil
 }
 

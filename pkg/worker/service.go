@@ -4,6 +4,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -87,7 +88,34 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("register StartEgress: %w", err)
 	}
 	s.log.Info("worker ready: claiming egress jobs", "cpus", config.CPUs(), "budget_cores", s.cap.total)
+	s.recoverKilledJobs(ctx)
 	return nil
+}
+
+// recoverKilledJobs stores the partial recordings of jobs that were killed with their worker
+// (journals left in tmp_dir) and ends their egresses FAILED with those files.
+func (s *Service) recoverKilledJobs(ctx context.Context) {
+	for _, id := range egress.Journals(s.conf.TmpDir) {
+		log := s.log.With("egress_id", id)
+		s.reports.Add(1)
+		go func() {
+			defer s.reports.Done()
+			info, err := egress.Recover(ctx, s.conf, log, id)
+			switch {
+			case errors.Is(err, egress.ErrStillRunning):
+				log.Info("a job from before the restart is still recording; it reports for itself")
+				return
+			case err != nil:
+				log.Error("could not recover a killed job's recording", "error", err)
+				return
+			}
+			log.Warn("recovered the recording of a job killed with its worker", "status", info.Status.String(), "error", info.Error)
+			rep := newReporter(s.io, s.conf.Timeouts.IOUpdate, log)
+			rep.created()
+			rep.send(info)
+			rep.wait(ctx)
+		}()
+	}
 }
 
 // measure samples each job process's CPU use into the admission model until ctx ends.

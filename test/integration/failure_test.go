@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"errors"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/twitchtv/twirp"
 
 	"github.com/mediaworker/mediaworker/test/stack"
+	"github.com/mediaworker/mediaworker/test/storagetest"
 )
 
 // TestBadRequests: refused requests reach the API caller with a clear code, a missing track ends
@@ -256,5 +259,52 @@ func TestWorkerKilled(t *testing.T) {
 	}
 	if e := stack.DecodeErrors(t, end.FileResults[0].Location); e != "" {
 		t.Fatalf("partial recording: %s", e)
+	}
+}
+
+// TestJobKilledWithWorker kills the worker and its job process at once (as a node or pod loss
+// would): the next worker started on the same tmp_dir stores the partial recording in MinIO and
+// ends the egress FAILED with it.
+func TestJobKilledWithWorker(t *testing.T) {
+	s := stack.New(t)
+	minio := storagetest.StartMinIO(t)
+	minio.CreateBucket(t, "rec")
+	w := s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "loss-room")
+	pub := s.Publish(t, "loss-room", "kim", stack.Media{Name: "cam", Codec: "h264", Seconds: 60})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: "loss-room", TrackId: pub.Tracks["cam"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Filepath: "loss/{track_id}", Output: &livekit.DirectFileOutput_S3{
+			S3: &livekit.S3Upload{AccessKey: minio.AccessKey, Secret: minio.Secret, Endpoint: minio.Endpoint, Bucket: "rec", ForcePathStyle: true}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(6 * time.Second)
+	job := w.Jobs(t)[0].PID
+	_ = syscall.Kill(job, syscall.SIGKILL)
+	w.Signal(syscall.SIGKILL)
+	if !w.Wait(5 * time.Second) {
+		t.Fatal("worker survived SIGKILL")
+	}
+	if evs, _ := s.Webhooks.ForEgress(info.EgressId); evs[len(evs)-1].Event == "egress_ended" {
+		t.Fatal("egress ended before any worker could know")
+	}
+	s.RestartWorker(t, "worker-restarted", w, "")
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(end.Error, "killed") || len(end.FileResults) != 1 {
+		t.Fatalf("got %s %q %v", end.Status, end.Error, end.FileResults)
+	}
+	key := "loss/" + pub.Tracks["cam"] + ".mp4"
+	if fr := end.FileResults[0]; fr.Location != minio.Endpoint+"/rec/"+key || fr.Size == 0 {
+		t.Fatalf("file result %v", fr)
+	}
+	got := minio.Get(t, "rec", key, t.TempDir())
+	if e := stack.DecodeErrors(t, got); e != "" {
+		t.Fatalf("partial recording does not decode: %s", e)
+	}
+	// fragments are closed at least every second: at most ~1 s of the 6 s is lost
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", got).Output()
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n < 5*30 {
+		t.Fatalf("partial recording holds %d frames (%v), want ≥ 150 of the ~180 recorded", n, err)
 	}
 }

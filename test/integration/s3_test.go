@@ -8,8 +8,8 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"github.com/mediaworker/mediaworker/test/storagetest"
 	"github.com/mediaworker/mediaworker/test/stack"
+	"github.com/mediaworker/mediaworker/test/storagetest"
 )
 
 // TestTrackEgressToS3 uploads to MinIO, refuses bad credentials before recording, and keeps the

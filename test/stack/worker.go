@@ -63,7 +63,17 @@ type Worker struct {
 // and env to its environment.
 func (s *Stack) StartWorker(t testing.TB, name, extra string, env ...string) *Worker {
 	t.Helper()
-	w := &Worker{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LocalDir: t.TempDir(), TmpDir: t.TempDir()}
+	return s.startWorker(t, name, t.TempDir(), t.TempDir(), extra, env)
+}
+
+// RestartWorker starts a new worker on the directories of old (which must have exited).
+func (s *Stack) RestartWorker(t testing.TB, name string, old *Worker, extra string, env ...string) *Worker {
+	t.Helper()
+	return s.startWorker(t, name, old.TmpDir, old.LocalDir, extra, env)
+}
+
+func (s *Stack) startWorker(t testing.TB, name, tmpDir, localDir, extra string, env []string) *Worker {
+	w := &Worker{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LocalDir: localDir, TmpDir: tmpDir}
 	conf := fmt.Sprintf(`api_key: %s
 api_secret: %s
 ws_url: %s
