@@ -44,6 +44,8 @@ type Config struct {
 	// AzureBlobEndpoint is the Blob service URL for Azure uploads, "{account}" standing for the
 	// account name. Default "https://{account}.blob.core.windows.net/" (change it for sovereign clouds or Azurite).
 	AzureBlobEndpoint string `yaml:"azure_blob_endpoint"`
+	// Limits end a recording when reached: the egress ends LIMIT_REACHED with what was recorded stored.
+	Limits LimitsConfig `yaml:"limits"`
 	// Capacity sets what each job costs and how much of the machine the worker may use.
 	Capacity CapacityConfig `yaml:"capacity"`
 	// Timeouts bound waits on the server and the room.
@@ -114,6 +116,14 @@ func (s *StorageConfig) validate(key string) error {
 		return fmt.Errorf("%s.azure needs account_name, account_key and container_name", key)
 	}
 	return nil
+}
+
+// LimitsConfig bounds outputs; 0 means no limit.
+type LimitsConfig struct {
+	// FileOutputMaxDuration is the longest file a recording makes. Default 0 (none).
+	FileOutputMaxDuration time.Duration `yaml:"file_output_max_duration"`
+	// FileOutputMaxSize is the largest file in bytes. Default 0 (none).
+	FileOutputMaxSize int64 `yaml:"file_output_max_size"`
 }
 
 // CapacityConfig is the admission model: a job is claimed only while its cost fits in what is left.
@@ -262,6 +272,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.BackupStorage.validate("backup_storage"); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Limits.FileOutputMaxDuration < 0 || c.Limits.FileOutputMaxSize < 0 {
+		bad("limits.file_output_max_duration and limits.file_output_max_size must be ≥ 0 (0 = no limit)")
 	}
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)

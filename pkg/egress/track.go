@@ -56,6 +56,8 @@ type trackRecording struct {
 	lastPTS  time.Duration
 	frames   int64
 	stopped  bool // StopEgress or shutdown ended it
+	limited  bool // a configured limit ended it
+	out      *byteCounter
 }
 
 func (rec *trackRecording) run(ctx context.Context) error {
@@ -131,8 +133,12 @@ func (rec *trackRecording) run(ctx context.Context) error {
 		return err
 	}
 	rec.info.SetEndReason(reason)
-	rec.info.SetComplete()
-	rec.log.Info("egress complete", "location", fi.Location, "bytes", fi.Size, "duration", time.Duration(fi.Duration).String(), "reason", reason)
+	if rec.limited {
+		rec.info.SetLimitReached()
+	} else {
+		rec.info.SetComplete()
+	}
+	rec.log.Info("egress ended", "status", rec.info.Status.String(), "location", fi.Location, "bytes", fi.Size, "duration", time.Duration(fi.Duration).String(), "reason", reason)
 	return nil
 }
 
@@ -161,7 +167,8 @@ func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File
 	if err != nil {
 		return nil, nil, fmt.Errorf("create output file: %w", err)
 	}
-	w, err := container.New(codec, f)
+	rec.out = &byteCounter{w: f}
+	w, err := container.New(codec, rec.out)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -181,6 +188,10 @@ func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Fram
 		case f := <-frames:
 			if err := rec.write(w, f); err != nil {
 				return livekit.EndReasonFailure, err
+			}
+			if rec.overLimit() {
+				rec.limited = true
+				return livekit.EndReasonLimitReached, nil
 			}
 		case <-rec.track.Done():
 			rec.drain(frames, w)
@@ -205,6 +216,13 @@ func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Fram
 				"kbps", float64(size*8)/1000/max(rec.lastPTS.Seconds(), 0.001))
 		}
 	}
+}
+
+// overLimit tells whether the file reached limits.file_output_max_duration or _max_size.
+func (rec *trackRecording) overLimit() bool {
+	l := rec.env.Conf.Limits
+	return (l.FileOutputMaxDuration > 0 && rec.lastPTS >= l.FileOutputMaxDuration) ||
+		(l.FileOutputMaxSize > 0 && rec.out != nil && rec.out.n >= l.FileOutputMaxSize)
 }
 
 func (rec *trackRecording) drain(frames <-chan source.Frame, w container.Writer) {
@@ -335,3 +353,18 @@ func (rec *trackRecording) fail(err error) {
 	rec.log.Error("egress failed", "error", err)
 	rec.info.SetFailed(err)
 }
+
+// byteCounter counts what is written to the output file (for limits.file_output_max_size). It
+// forwards Seek so writers can patch headers on Close.
+type byteCounter struct {
+	w *os.File
+	n int64
+}
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *byteCounter) Seek(offset int64, whence int) (int64, error) { return c.w.Seek(offset, whence) }

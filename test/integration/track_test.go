@@ -167,3 +167,25 @@ func TestTrackEgressRoomClosed(t *testing.T) {
 		t.Fatalf("duration %.2f", p.Duration())
 	}
 }
+
+// TestTrackEgressLimits ends a recording at limits.file_output_max_duration: LIMIT_REACHED with
+// the file kept and reported.
+func TestTrackEgressLimits(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "limits: {file_output_max_duration: 3s}\n")
+	s.CreateRoom(t, "limit-room")
+	pub := s.Publish(t, "limit-room", "lee", stack.Media{Name: "cam", Codec: "h264", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: "limit-room", TrackId: pub.Tracks["cam"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_LIMIT_REACHED)
+	if end.ErrorCode != 413 || len(end.FileResults) != 1 {
+		t.Fatalf("got code %d, %v", end.ErrorCode, end.FileResults)
+	}
+	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 3, 0.5) {
+		t.Fatalf("duration %.2f, want 3 s", p.Duration())
+	}
+}
