@@ -273,15 +273,18 @@ func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error)
 	fi.Size = stat.Size()
 	if rec.dest.primary == nil {
 		fi.Location, _ = filepath.Abs(rec.workPath)
+		rec.storeManifest(ctx, nil, fi)
 		return fi, nil
 	}
 	uctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	start := time.Now()
-	loc, size, err := rec.dest.primary.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey))
+	used := rec.dest.primary
+	loc, size, err := used.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey))
 	if err != nil && rec.dest.backup != nil {
 		rec.log.Error("upload failed; trying the backup storage", "error", err)
-		if loc, size, err = rec.dest.backup.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey)); err == nil {
+		used = rec.dest.backup
+		if loc, size, err = used.Upload(uctx, rec.workPath, rec.storeKey, contentType(rec.storeKey)); err == nil {
 			rec.info.SetBackupUsed()
 		}
 	}
@@ -290,6 +293,7 @@ func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error)
 		return fi, fmt.Errorf("upload failed, the recording is kept at %s on the worker: %w", rec.workPath, err)
 	}
 	fi.Location, fi.Size = loc, size
+	rec.storeManifest(uctx, used, fi)
 	rec.log.Info("uploaded", "location", loc, "bytes", size, "seconds", time.Since(start).Seconds(), "backup", rec.info.BackupStorageUsed)
 	_ = os.Remove(rec.workPath)
 	_ = os.Remove(filepath.Dir(rec.workPath))

@@ -52,6 +52,13 @@ func TestTrackEgressToS3(t *testing.T) {
 		if s3 := end.GetTrack().GetFile().GetS3(); s3 == nil || s3.Secret == minio.Secret || s3.AccessKey == minio.AccessKey {
 			t.Fatalf("request in webhook not redacted: %v", s3)
 		}
+		if want := minio.Endpoint + "/recordings/rec/frank/" + id + ".json"; end.ManifestLocation != want {
+			t.Fatalf("manifest_location %q, want %q", end.ManifestLocation, want)
+		}
+		manifest, _ := os.ReadFile(minio.Get(t, "recordings", "rec/frank/"+id+".json", t.TempDir()))
+		if !strings.Contains(string(manifest), key) {
+			t.Fatalf("manifest does not list %s: %s", key, manifest)
+		}
 		p := stack.FFprobe(t, minio.Get(t, "recordings", key, t.TempDir()))
 		if p.Streams[0].CodecName != "h264" || !near(p.Duration(), 3, 1) {
 			t.Fatalf("object: %+v %.2fs", p.Streams, p.Duration())

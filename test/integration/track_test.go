@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,6 +87,7 @@ func TestTrackEgressToLocalFile(t *testing.T) {
 		if e := stack.DecodeErrors(t, fr.Location); e != "" {
 			t.Fatalf("%s: decode errors: %s", c.media, e)
 		}
+		checkManifest(t, info, fr)
 		t.Logf("%s: %s %.2fs %d bytes", c.media, fr.Filename, p.Duration(), fr.Size)
 	}
 }
@@ -187,5 +190,27 @@ func TestTrackEgressLimits(t *testing.T) {
 	}
 	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 3, 0.5) {
 		t.Fatalf("duration %.2f, want 3 s", p.Duration())
+	}
+}
+
+// checkManifest reads a local manifest and checks it lists the file result.
+func checkManifest(t *testing.T, info *livekit.EgressInfo, fr *livekit.FileInfo) {
+	t.Helper()
+	if filepath.Dir(info.ManifestLocation) != filepath.Dir(fr.Location) || filepath.Base(info.ManifestLocation) != info.EgressId+".json" {
+		t.Fatalf("manifest_location %q beside %q", info.ManifestLocation, fr.Location)
+	}
+	b, err := os.ReadFile(info.ManifestLocation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		EgressID string `json:"egress_id"`
+		Files    []struct {
+			Filename string `json:"filename"`
+			Location string `json:"location"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.EgressID != info.EgressId || len(m.Files) != 1 || m.Files[0].Location != fr.Location {
+		t.Fatalf("manifest %s: %v", b, err)
 	}
 }
