@@ -308,3 +308,36 @@ func TestJobKilledWithWorker(t *testing.T) {
 		t.Fatalf("partial recording holds %d frames (%v), want ≥ 150 of the ~180 recorded", n, err)
 	}
 }
+
+// TestFullWorkerDoesNotClaim: at capacity a worker is not ready and does not bid; a freed slot is
+// claimed again.
+func TestFullWorkerDoesNotClaim(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "capacity: {max_jobs: 1}\n")
+	s.CreateRoom(t, "full-room")
+	pub := s.Publish(t, "full-room", "max", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	start := func(c context.Context) (*livekit.EgressInfo, error) {
+		return s.Egress().StartTrackEgress(c, &livekit.TrackEgressRequest{RoomName: "full-room", TrackId: pub.Tracks["mic"],
+			Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}})
+	}
+	first, err := start(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := w.Get(t, "/readyz"); code != 503 {
+		t.Fatalf("readyz %d at capacity, want 503", code)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if _, err := start(short); err == nil {
+		t.Fatal("a full worker claimed a second job")
+	}
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: first.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, first.EgressId, "egress_ended", 20*time.Second)
+	stack.Eventually(t, 5*time.Second, "ready again", func() bool { code, _ := w.Get(t, "/readyz"); return code == 200 })
+	if _, err := start(ctx(t)); err != nil {
+		t.Fatalf("freed worker refused: %v", err)
+	}
+}
