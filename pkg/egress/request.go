@@ -50,13 +50,48 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		r.Kind, r.RoomName = KindTrack, q.Track.GetRoomName()
 		return r, inspectTrack(q.Track)
 	case *rpc.StartEgressRequest_RoomComposite:
-		r.Kind, r.RoomName = KindRoomComposite, q.RoomComposite.GetRoomName()
+		q2 := q.RoomComposite
+		r.Kind, r.RoomName = KindRoomComposite, q2.GetRoomName()
+		if err := needRoom(r.RoomName); err != nil {
+			return r, err
+		}
+		if q2.GetAudioOnly() && q2.GetVideoOnly() {
+			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "audio_only and video_only cannot both be set")
+		}
+		if _, err := inspectEncoded(q2, q2.GetAudioOnly()); err != nil {
+			return r, err
+		}
 	case *rpc.StartEgressRequest_Web:
 		r.Kind = KindWeb
+		if u, err := url.Parse(q.Web.GetUrl()); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "web egress: url must be an http:// or https:// page")
+		}
+		if _, err := inspectEncoded(q.Web, q.Web.GetAudioOnly()); err != nil {
+			return r, err
+		}
 	case *rpc.StartEgressRequest_Participant:
 		r.Kind, r.RoomName = KindParticipant, q.Participant.GetRoomName()
+		if err := needRoom(r.RoomName); err != nil {
+			return r, err
+		}
+		if q.Participant.GetIdentity() == "" {
+			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "participant egress: identity is required")
+		}
+		if _, err := inspectEncoded(q.Participant, false); err != nil {
+			return r, err
+		}
 	case *rpc.StartEgressRequest_TrackComposite:
-		r.Kind, r.RoomName = KindTrackComposite, q.TrackComposite.GetRoomName()
+		q2 := q.TrackComposite
+		r.Kind, r.RoomName = KindTrackComposite, q2.GetRoomName()
+		if err := needRoom(r.RoomName); err != nil {
+			return r, err
+		}
+		if q2.GetAudioTrackId() == "" && q2.GetVideoTrackId() == "" {
+			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "track composite egress: set audio_track_id, video_track_id or both")
+		}
+		if _, err := inspectEncoded(q2, q2.GetVideoTrackId() == ""); err != nil {
+			return r, err
+		}
 	case *rpc.StartEgressRequest_Egress:
 		r.Kind, r.RoomName = KindV2, q.Egress.GetRoomName()
 	case *rpc.StartEgressRequest_Replay:
@@ -65,6 +100,13 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress request has no source (room composite, web, participant, track composite or track)")
 	}
 	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
+}
+
+func needRoom(name string) error {
+	if name == "" {
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "room_name is required")
+	}
+	return nil
 }
 
 func inspectTrack(t *livekit.TrackEgressRequest) error {

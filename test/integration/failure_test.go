@@ -56,6 +56,17 @@ func TestBadRequests(t *testing.T) {
 		}
 	})
 
+	t.Run("impossible encoding is refused naming the field", func(t *testing.T) {
+		_, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{
+			RoomName: "bad-room", FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "x.mp4"}},
+			Options: &livekit.RoomCompositeEgressRequest_Advanced{Advanced: &livekit.EncodingOptions{Width: 1279, Height: 720}},
+		})
+		var te twirp.Error
+		if !errors.As(err, &te) || te.Code() != twirp.InvalidArgument || !strings.Contains(te.Msg(), "width") {
+			t.Fatalf("want invalid_argument naming width, got %v", err)
+		}
+	})
+
 	t.Run("a websocket_url that is not ws:// is refused", func(t *testing.T) {
 		_, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
 			RoomName: "bad-room", TrackId: "TR_x", Output: &livekit.TrackEgressRequest_WebsocketUrl{WebsocketUrl: "https://127.0.0.1:1/x"},
