@@ -68,7 +68,7 @@ func runJob() error {
 			log.Warn("could not report status to the worker", "error", err)
 		}
 	}}
-	egress.RunTrack(context.Background(), env, r)
+	egress.Run(context.Background(), env, r)
 	if orphaned.Load() && final != nil {
 		if final.Status == livekit.EgressStatus_EGRESS_COMPLETE {
 			// The recording was cut short by the worker's death, not by the user: say so, keep the file.

@@ -132,6 +132,8 @@ type CapacityConfig struct {
 	MaxCPUUtilization float64 `yaml:"max_cpu_utilization"`
 	// TrackCPUCost is the cores reserved per track egress (no transcoding). Default 0.02 (measured: see docs/benchmarks.md).
 	TrackCPUCost float64 `yaml:"track_cpu_cost"`
+	// ParticipantCPUCost is the cores reserved per participant egress (720p30 transcode). Default 0.5.
+	ParticipantCPUCost float64 `yaml:"participant_cpu_cost"`
 	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
 	MaxJobs int `yaml:"max_jobs"`
 }
@@ -158,9 +160,10 @@ func Default() *Config {
 		TmpDir:         os.TempDir() + "/mediaworker",
 		LocalOutputDir: "./recordings",
 		Capacity: CapacityConfig{
-			MaxCPUUtilization: 0.8,
-			TrackCPUCost:      0.02,
-			MaxJobs:           200,
+			MaxCPUUtilization:  0.8,
+			TrackCPUCost:       0.02,
+			ParticipantCPUCost: 0.5,
+			MaxJobs:            200,
 		},
 		Timeouts: TimeoutConfig{
 			IOCreate:   15 * time.Second,
@@ -279,8 +282,8 @@ func (c *Config) Validate() error {
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)
 	}
-	if c.Capacity.TrackCPUCost <= 0 {
-		bad("capacity.track_cpu_cost must be > 0, got %v", c.Capacity.TrackCPUCost)
+	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.ParticipantCPUCost <= 0 {
+		bad("capacity.track_cpu_cost and capacity.participant_cpu_cost must be > 0")
 	}
 	if c.Capacity.MaxJobs <= 0 {
 		bad("capacity.max_jobs must be > 0, got %d", c.Capacity.MaxJobs)

@@ -39,7 +39,7 @@ type journal struct {
 func journalPath(tmpDir, egressID string) string { return filepath.Join(tmpDir, egressID, "job.json") }
 
 // saveJournal writes the recording's journal atomically (temp file + rename).
-func (rec *trackRecording) saveJournal() error {
+func (rec *recording) saveJournal() error {
 	req, err := protojson.Marshal(rec.req.Raw)
 	if err != nil {
 		return err
@@ -59,7 +59,7 @@ func (rec *trackRecording) saveJournal() error {
 	return os.Rename(p+".tmp", p)
 }
 
-func (rec *trackRecording) dropJournal() {
+func (rec *recording) dropJournal() {
 	p := journalPath(rec.env.Conf.TmpDir, rec.info.EgressId)
 	_ = os.Remove(p)
 	_ = os.Remove(filepath.Dir(p)) // only if empty: a kept recording stays
@@ -99,8 +99,8 @@ func Recover(ctx context.Context, conf *config.Config, log *slog.Logger, egressI
 	if err != nil {
 		return nil, err
 	}
-	rec := &trackRecording{env: Env{Conf: conf, Log: log}, req: r, info: NewInfo(r, time.Unix(0, j.StartedAt)),
-		file: raw.GetTrack().GetFile(), log: log, workPath: j.WorkPath, storeKey: j.StoreKey,
+	rec := &recording{env: Env{Conf: conf, Log: log}, req: r, info: NewInfo(r, time.Unix(0, j.StartedAt)),
+		file: fileOutput(raw), log: log, workPath: j.WorkPath, storeKey: j.StoreKey,
 		firstAt: time.Unix(0, j.StartedAt), lastPTS: time.Duration(j.MediaNS)}
 	cause := errors.New("the job process was killed mid-recording; a restarted worker stored what was recorded (see file_results)")
 	if rec.dest, err = resolveStorage(ctx, conf, rec.file); err == nil {

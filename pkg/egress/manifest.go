@@ -25,7 +25,7 @@ type manifest struct {
 
 // storeManifest writes the manifest for fi with st (nil: local disk, next to the file). A failure
 // is logged, not fatal: the recording itself is stored.
-func (rec *trackRecording) storeManifest(ctx context.Context, st upload.Store, fi *livekit.FileInfo) {
+func (rec *recording) storeManifest(ctx context.Context, st upload.Store, fi *livekit.FileInfo) {
 	if rec.file.GetDisableManifest() {
 		return
 	}

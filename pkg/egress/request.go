@@ -80,6 +80,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q.Participant, false); err != nil {
 			return r, err
 		}
+		return r, participantSupported(q.Participant)
 	case *rpc.StartEgressRequest_TrackComposite:
 		q2 := q.TrackComposite
 		r.Kind, r.RoomName = KindTrackComposite, q2.GetRoomName()
@@ -100,6 +101,21 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress request has no source (room composite, web, participant, track composite or track)")
 	}
 	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
+}
+
+// participantSupported says what participant egress can record today: one MP4 file.
+func participantSupported(p *livekit.ParticipantEgressRequest) error {
+	if len(p.GetStreamOutputs())+len(p.GetSegmentOutputs())+len(p.GetImageOutputs()) > 0 {
+		return psrpc.NewErrorf(psrpc.Unimplemented, "participant egress to stream, segment or image outputs is %v; a file output works", ErrUnimplemented)
+	}
+	f := p.GetFileOutputs()[0]
+	if t := f.GetFileType(); t != livekit.EncodedFileType_DEFAULT_FILETYPE && t != livekit.EncodedFileType_MP4 {
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "participant egress records video: file_type must be MP4")
+	}
+	if f.GetAliOSS() != nil {
+		return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+	}
+	return nil
 }
 
 func needRoom(name string) error {

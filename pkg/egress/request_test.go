@@ -72,3 +72,17 @@ func TestNewInfoRedacts(t *testing.T) {
 		t.Fatalf("info %v", info)
 	}
 }
+
+func TestInspectParticipant(t *testing.T) {
+	req := func(p *livekit.ParticipantEgressRequest) *rpc.StartEgressRequest {
+		return &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_Participant{Participant: p}}
+	}
+	if _, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", FileOutputs: []*livekit.EncodedFileOutput{{}}})); err != nil {
+		t.Fatalf("one MP4 file: %v", err)
+	}
+	_, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}}}))
+	var pe psrpc.Error
+	if !errors.As(err, &pe) || pe.Code() != psrpc.Unimplemented {
+		t.Fatalf("stream output: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	lkegress "github.com/livekit/protocol/egress"
 	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 
 	"github.com/mediaworker/mediaworker/pkg/config"
@@ -29,19 +30,50 @@ type Env struct {
 	Stop <-chan struct{}
 }
 
-// RunTrack records one track to a file without transcoding (Opus → Ogg, H.264 → fragmented MP4,
-// VP8/VP9 → WebM), then stores it. It always ends by sending a terminal status.
-func RunTrack(ctx context.Context, env Env, r *Request) {
-	info := NewInfo(r, time.Now())
-	tr := r.Raw.GetTrack()
-	rec := &trackRecording{env: env, req: r, info: info, file: tr.GetFile(), log: env.Log}
-	if err := rec.run(ctx); err != nil {
+// Run runs the job r asks for and always ends by sending a terminal status: track egress records
+// one track without transcoding (Opus → Ogg, H.264 → fragmented MP4, VP8/VP9 → WebM); participant
+// egress transcodes a participant's camera and microphone to MP4. The file is then stored.
+func Run(ctx context.Context, env Env, r *Request) {
+	rec := &recording{env: env, req: r, info: NewInfo(r, time.Now()), file: fileOutput(r.Raw), log: env.Log}
+	var err error
+	switch r.Kind {
+	case KindParticipant:
+		err = rec.runParticipant(ctx)
+	default:
+		err = rec.run(ctx)
+	}
+	if err != nil {
 		rec.fail(err)
 	}
 	env.Status(rec.info)
 }
 
-type trackRecording struct {
+// fileOutput is the request's file output in the shape storage code takes (EncodedFileOutput and
+// DirectFileOutput carry the same storage choices).
+func fileOutput(raw *rpc.StartEgressRequest) *livekit.DirectFileOutput {
+	if f := raw.GetTrack().GetFile(); f != nil {
+		return f
+	}
+	outs := raw.GetParticipant().GetFileOutputs()
+	if len(outs) == 0 {
+		return nil
+	}
+	e := outs[0]
+	d := &livekit.DirectFileOutput{Filepath: e.GetFilepath(), DisableManifest: e.GetDisableManifest()}
+	switch o := e.Output.(type) {
+	case *livekit.EncodedFileOutput_S3:
+		d.Output = &livekit.DirectFileOutput_S3{S3: o.S3}
+	case *livekit.EncodedFileOutput_Gcp:
+		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: o.Gcp}
+	case *livekit.EncodedFileOutput_Azure:
+		d.Output = &livekit.DirectFileOutput_Azure{Azure: o.Azure}
+	case *livekit.EncodedFileOutput_AliOSS:
+		d.Output = &livekit.DirectFileOutput_AliOSS{AliOSS: o.AliOSS}
+	}
+	return d
+}
+
+type recording struct {
 	env  Env
 	req  *Request
 	info *livekit.EgressInfo
@@ -57,10 +89,11 @@ type trackRecording struct {
 	frames   int64
 	stopped  bool // StopEgress or shutdown ended it
 	limited  bool // a configured limit ended it
+	firstPTS time.Duration
 	out      *byteCounter
 }
 
-func (rec *trackRecording) run(ctx context.Context) error {
+func (rec *recording) run(ctx context.Context) error {
 	conf := rec.env.Conf
 	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
 	if err != nil {
@@ -116,34 +149,11 @@ func (rec *trackRecording) run(ctx context.Context) error {
 	if recErr == nil {
 		recErr = closeErr
 	}
-	if rec.frames == 0 {
-		_ = os.Remove(rec.workPath)
-		if rec.stopped {
-			rec.info.SetAborted("Stop called before any media was recorded")
-			return nil
-		}
-		return fmt.Errorf("track %s ended before any media was recorded (%s)", ti.TrackID, reason)
-	}
-	fi, err := rec.store(ctx)
-	if fi != nil {
-		rec.info.FileResults = []*livekit.FileInfo{fi}
-		rec.info.Result = &livekit.EgressInfo_File{File: fi}
-	}
-	if err = errors.Join(recErr, err); err != nil {
-		return err
-	}
-	rec.info.SetEndReason(reason)
-	if rec.limited {
-		rec.info.SetLimitReached()
-	} else {
-		rec.info.SetComplete()
-	}
-	rec.log.Info("egress ended", "status", rec.info.Status.String(), "location", fi.Location, "bytes", fi.Size, "duration", time.Duration(fi.Duration).String(), "reason", reason)
-	return nil
+	return rec.finish(ctx, reason, recErr)
 }
 
 // open expands the filepath and creates the output file and its container writer.
-func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File, error) {
+func (rec *recording) open(ti source.TrackInfo) (container.Writer, *os.File, error) {
 	codec, err := codecOf(ti.MimeType)
 	if err != nil {
 		return nil, nil, psrpc.NewError(psrpc.InvalidArgument, err)
@@ -155,13 +165,8 @@ func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File
 	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, TrackID: ti.TrackID, TrackType: ti.Kind,
 		TrackSource: ti.Source, PublisherIdentity: ti.PublisherIdentity, Time: time.Now()}
 	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{track_id}-{time}", ext)
-	if rec.dest.primary != nil {
-		rec.workPath = filepath.Join(rec.env.Conf.TmpDir, rec.info.EgressId, filepath.Base(rec.storeKey))
-	} else {
-		rec.workPath = filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(rec.storeKey))
-	}
-	if err := os.MkdirAll(filepath.Dir(rec.workPath), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create output directory (check local_output_dir / tmp_dir permissions): %w", err)
+	if err := rec.placeOutput(); err != nil {
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(rec.workPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -178,7 +183,7 @@ func (rec *trackRecording) open(ti source.TrackInfo) (container.Writer, *os.File
 }
 
 // record writes frames until the track ends or a stop arrives; it returns the end reason.
-func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Frame, w container.Writer) (string, error) {
+func (rec *recording) record(ctx context.Context, frames <-chan source.Frame, w container.Writer) (string, error) {
 	progress := time.NewTicker(30 * time.Second)
 	defer progress.Stop()
 	journalTick := time.NewTicker(5 * time.Second)
@@ -219,13 +224,13 @@ func (rec *trackRecording) record(ctx context.Context, frames <-chan source.Fram
 }
 
 // overLimit tells whether the file reached limits.file_output_max_duration or _max_size.
-func (rec *trackRecording) overLimit() bool {
+func (rec *recording) overLimit() bool {
 	l := rec.env.Conf.Limits
 	return (l.FileOutputMaxDuration > 0 && rec.lastPTS >= l.FileOutputMaxDuration) ||
 		(l.FileOutputMaxSize > 0 && rec.out != nil && rec.out.n >= l.FileOutputMaxSize)
 }
 
-func (rec *trackRecording) drain(frames <-chan source.Frame, w container.Writer) {
+func (rec *recording) drain(frames <-chan source.Frame, w container.Writer) {
 	for {
 		select {
 		case f := <-frames:
@@ -236,7 +241,7 @@ func (rec *trackRecording) drain(frames <-chan source.Frame, w container.Writer)
 	}
 }
 
-func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
+func (rec *recording) write(w container.Writer, f source.Frame) error {
 	if err := w.WriteSample(container.Sample{Data: f.Data, PTS: f.PTS, Keyframe: f.Keyframe}); err != nil {
 		return fmt.Errorf("write %s: %w", rec.workPath, err)
 	}
@@ -250,7 +255,7 @@ func (rec *trackRecording) write(w container.Writer, f source.Frame) error {
 }
 
 // counted notes a frame delivered; the first one makes the egress ACTIVE.
-func (rec *trackRecording) counted(f source.Frame) {
+func (rec *recording) counted(f source.Frame) {
 	rec.frames++
 	rec.lastPTS = f.PTS
 	if rec.frames == 1 {
@@ -263,7 +268,7 @@ func (rec *trackRecording) counted(f source.Frame) {
 
 // store puts the finished file where the request asked, falling back to the backup storage. When
 // both fail the local file is kept and the error says where it is.
-func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error) {
+func (rec *recording) store(ctx context.Context) (*livekit.FileInfo, error) {
 	fi := &livekit.FileInfo{Filename: rec.storeKey, StartedAt: rec.firstAt.UnixNano(), EndedAt: time.Now().UnixNano(),
 		Duration: int64(rec.lastPTS)}
 	stat, err := os.Stat(rec.workPath)
@@ -301,7 +306,7 @@ func (rec *trackRecording) store(ctx context.Context) (*livekit.FileInfo, error)
 }
 
 // checkStorage resolves where the file will go and fails early on storage that can never work.
-func (rec *trackRecording) checkStorage(ctx context.Context) error {
+func (rec *recording) checkStorage(ctx context.Context) error {
 	if rec.file == nil {
 		return nil
 	}
@@ -353,7 +358,7 @@ func stopped(c <-chan struct{}) bool {
 }
 
 // fail ends the egress FAILED with err, keeping any results already filled.
-func (rec *trackRecording) fail(err error) {
+func (rec *recording) fail(err error) {
 	rec.log.Error("egress failed", "error", err)
 	rec.info.SetFailed(err)
 }

@@ -18,7 +18,7 @@ import (
 // runWebSocket decodes an audio track to PCM (S16LE, 48 kHz, stereo) and streams it to rawURL in
 // binary frames, with {"muted":bool} text frames when the publisher mutes or unmutes — what the
 // official egress sends, for transcription services.
-func (rec *trackRecording) runWebSocket(ctx context.Context, frames <-chan source.Frame, muted <-chan bool, rawURL string) error {
+func (rec *recording) runWebSocket(ctx context.Context, frames <-chan source.Frame, muted <-chan bool, rawURL string) error {
 	if ti := rec.track.Info(); ti.Kind != "audio" {
 		return psrpc.NewErrorf(psrpc.InvalidArgument, "websocket_url takes an audio track; %s is %s", ti.TrackID, ti.Kind)
 	}
@@ -70,7 +70,7 @@ func (rec *trackRecording) runWebSocket(ctx context.Context, frames <-chan sourc
 
 // stream feeds frames to the decoder and mute changes to the socket until the track ends, a stop
 // arrives or the socket fails; it returns the end reason.
-func (rec *trackRecording) stream(ctx context.Context, frames <-chan source.Frame, muted <-chan bool, ws *sink.WebSocket,
+func (rec *recording) stream(ctx context.Context, frames <-chan source.Frame, muted <-chan bool, ws *sink.WebSocket,
 	dec *pipeline.OpusDecoder, failed func() error) (string, error) {
 	check := time.NewTicker(time.Second)
 	defer check.Stop()

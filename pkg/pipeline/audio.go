@@ -21,7 +21,7 @@ func NewOpusDecoder(onPCM func(pcm []byte)) (*OpusDecoder, error) {
 		caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 		! opusdec plc=true ! audioconvert ! audioresample
 		! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2
-		! appsink name=sink sync=false emit-signals=false`, onPCM)
+		! appsink name=sink sync=false emit-signals=false`, []string{"src"}, onPCM)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,9 @@ func NewOpusDecoder(onPCM func(pcm []byte)) (*OpusDecoder, error) {
 }
 
 // Push decodes one Opus packet.
-func (d *OpusDecoder) Push(packet []byte, pts time.Duration) error { return d.g.push(packet, pts) }
+func (d *OpusDecoder) Push(packet []byte, pts time.Duration) error {
+	return d.g.push("src", packet, pts)
+}
 
 // Close flushes what is buffered to onPCM and releases the pipeline.
 func (d *OpusDecoder) Close() error { return d.g.finish(5 * time.Second) }

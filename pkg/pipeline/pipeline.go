@@ -19,29 +19,47 @@ var initOnce sync.Once
 
 func initGst() { initOnce.Do(func() { gst.Init(nil) }) }
 
-// graph is a running pipeline with one appsrc ("src") and one appsink ("sink").
+// graph is a running pipeline fed by named appsrcs, optionally draining into an appsink ("sink").
 type graph struct {
 	pipeline *gst.Pipeline
-	src      *app.Source
+	srcs     map[string]*app.Source
 	done     chan error // receives nil on EOS or the first error, then is closed
 	closeMu  sync.Mutex
 	closed   bool
 }
 
-// start parses desc, wires onData to the appsink and sets the pipeline playing.
-func start(desc string, onData func([]byte)) (*graph, error) {
+// start parses desc, finds the appsrcs named srcs, wires onData (if not nil) to the appsink named
+// "sink" and sets the pipeline playing.
+func start(desc string, srcs []string, onData func([]byte)) (*graph, error) {
 	initGst()
 	p, err := gst.NewPipelineFromString(desc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: build %q: %v", ErrPipeline, desc, err)
 	}
-	srcEl, err := p.GetElementByName("src")
-	if err != nil {
-		return nil, fmt.Errorf("%w: no appsrc: %v", ErrPipeline, err)
+	g := &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}
+	for _, name := range srcs {
+		el, err := p.GetElementByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no appsrc %q: %v", ErrPipeline, name, err)
+		}
+		g.srcs[name] = app.SrcFromElement(el)
 	}
+	if onData != nil {
+		if err := wireSink(p, onData); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.SetState(gst.StatePlaying); err != nil {
+		return nil, fmt.Errorf("%w: play: %v", ErrPipeline, err)
+	}
+	go g.watch()
+	return g, nil
+}
+
+func wireSink(p *gst.Pipeline, onData func([]byte)) error {
 	sinkEl, err := p.GetElementByName("sink")
 	if err != nil {
-		return nil, fmt.Errorf("%w: no appsink: %v", ErrPipeline, err)
+		return fmt.Errorf("%w: no appsink: %v", ErrPipeline, err)
 	}
 	app.SinkFromElement(sinkEl).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: func(s *app.Sink) gst.FlowReturn {
 		sample := s.PullSample()
@@ -53,12 +71,7 @@ func start(desc string, onData func([]byte)) (*graph, error) {
 		}
 		return gst.FlowOK
 	}})
-	g := &graph{pipeline: p, src: app.SrcFromElement(srcEl), done: make(chan error, 1)}
-	if err := p.SetState(gst.StatePlaying); err != nil {
-		return nil, fmt.Errorf("%w: play: %v", ErrPipeline, err)
-	}
-	go g.watch()
-	return g, nil
+	return nil
 }
 
 // watch turns bus messages into the single result on done.
@@ -88,19 +101,21 @@ func (g *graph) watch() {
 	}
 }
 
-// push feeds one encoded buffer.
-func (g *graph) push(data []byte, pts time.Duration) error {
+// push feeds one encoded buffer to the appsrc named src.
+func (g *graph) push(src string, data []byte, pts time.Duration) error {
 	buf := gst.NewBufferFromBytes(data)
 	buf.SetPresentationTimestamp(gst.ClockTime(pts))
-	if ret := g.src.PushBuffer(buf); ret != gst.FlowOK {
+	if ret := g.srcs[src].PushBuffer(buf); ret != gst.FlowOK {
 		return fmt.Errorf("%w: push: %s", ErrPipeline, ret.String())
 	}
 	return nil
 }
 
-// finish sends EOS, waits for everything to drain out of the sink (bounded), and stops.
+// finish sends EOS on every appsrc, waits for it to reach the sink (bounded), and stops.
 func (g *graph) finish(timeout time.Duration) error {
-	g.src.EndStream()
+	for _, s := range g.srcs {
+		s.EndStream()
+	}
 	var err error
 	select {
 	case err = <-g.done:

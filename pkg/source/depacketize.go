@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -33,14 +34,12 @@ func depacketizer(mime string) (rtp.Depacketizer, func([]byte) bool, error) {
 	return nil, nil, fmt.Errorf("%w %q: track egress records Opus, H.264, VP8 and VP9", ErrUnsupportedCodec, mime)
 }
 
-// read turns RTP into frames until the track ends. It asks for a keyframe (PLI) until one arrives,
-// so a video file starts decodable without waiting for the publisher's next GOP.
-func (t *Track) read(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant) {
-	defer t.end("track ended")
+// readTrack turns RTP into frames until the track ends. It asks for a keyframe (PLI) until one
+// arrives, so a video file starts decodable without waiting for the publisher's next GOP.
+func readTrack(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant, log *slog.Logger, onFrame func(Frame)) {
 	dep, isKey, err := depacketizer(tr.Codec().MimeType)
 	if err != nil {
-		t.p.Log.Error("cannot record track", "error", err)
-		t.end(err.Error())
+		log.Error("cannot record track", "error", err)
 		return
 	}
 	clock := tr.Codec().ClockRate
@@ -54,7 +53,7 @@ func (t *Track) read(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant) {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				t.p.Log.Debug("track read ended", "error", err)
+				log.Debug("track read ended", "error", err)
 			}
 			return
 		}
@@ -70,7 +69,7 @@ func (t *Track) read(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant) {
 			}
 			gotKey = true
 			pts := ts.unwrap(s.PacketTimestamp)
-			t.p.OnFrame(Frame{Data: s.Data, PTS: time.Duration(pts * int64(time.Second) / int64(clock)), Keyframe: key})
+			onFrame(Frame{Data: s.Data, PTS: time.Duration(pts * int64(time.Second) / int64(clock)), Keyframe: key})
 		}
 	}
 }

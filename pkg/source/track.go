@@ -151,7 +151,10 @@ func (t *Track) subscribe(ctx context.Context) error {
 		t.mu.Lock()
 		t.info.MimeType = tr.Codec().MimeType
 		t.mu.Unlock()
-		go t.read(tr, rp)
+		go func() {
+			readTrack(tr, rp, t.p.Log, t.p.OnFrame)
+			t.end("track ended")
+		}()
 		return nil
 	case <-t.done:
 		return fmt.Errorf("track %s ended before media arrived: %s", t.p.TrackID, t.Reason())

@@ -232,7 +232,10 @@ func (s *Service) Ready() bool {
 }
 
 func (s *Service) costOf(k egress.Kind) float64 {
-	return s.conf.Capacity.TrackCPUCost // the only kind that runs today
+	if k == egress.KindParticipant {
+		return s.conf.Capacity.ParticipantCPUCost
+	}
+	return s.conf.Capacity.TrackCPUCost
 }
 
 // jobInfos lists running jobs for /jobs.

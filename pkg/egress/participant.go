@@ -1,0 +1,222 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	lkegress "github.com/livekit/protocol/egress"
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
+	"github.com/mediaworker/mediaworker/pkg/source"
+)
+
+// roomFrame is a frame from one of the participant's tracks and when it arrived.
+type roomFrame struct {
+	kind, trackID string
+	f             source.Frame
+	at            time.Time
+}
+
+// runParticipant records a participant's camera (or screen share) and microphone, transcoded to
+// one MP4 with the requested encoding. Tracks share a timeline set by when each track's first
+// frame arrived, so a track that starts late starts late in the file.
+func (rec *recording) runParticipant(ctx context.Context) error {
+	q := rec.req.Raw.GetParticipant()
+	enc, err := inspectEncoded(q, false)
+	if err != nil {
+		return err
+	}
+	if err := rec.checkStorage(ctx); err != nil {
+		return err
+	}
+	conf := rec.env.Conf
+	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	if err != nil {
+		return fmt.Errorf("build recorder token: %w", err)
+	}
+	frames := make(chan roomFrame, 4096)
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-rec.env.Stop:
+			cancel()
+		case <-subCtx.Done():
+		}
+	}()
+	sub, media, err := source.SubscribeParticipant(subCtx, source.ParticipantParams{
+		WsURL: conf.WsURL, Token: token, Identity: q.GetIdentity(), ScreenShare: q.GetScreenShare(),
+		Wait: conf.Timeouts.TrackWait, Log: rec.log,
+		OnFrame: func(kind, id string, f source.Frame) {
+			frames <- roomFrame{kind: kind, trackID: id, f: f, at: time.Now()}
+		},
+	})
+	if err != nil {
+		if stopped(rec.env.Stop) {
+			rec.info.SetAborted("Stop called before the participant was recording")
+			return nil
+		}
+		if errors.Is(err, source.ErrTrackNotFound) {
+			return psrpc.NewError(psrpc.NotFound, err)
+		}
+		return err
+	}
+	defer sub.Close()
+	tr, err := rec.openTranscoder(q.GetIdentity(), media, enc)
+	if err != nil {
+		return err
+	}
+	defer rec.dropJournal()
+	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media)
+	closeErr := tr.Close()
+	if loopErr == nil {
+		loopErr = closeErr
+	}
+	return rec.finish(ctx, reason, loopErr)
+}
+
+func (rec *recording) openTranscoder(identity string, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: identity, Time: time.Now()}
+	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{publisher_identity}-{time}", ".mp4")
+	if err := rec.placeOutput(); err != nil {
+		return nil, err
+	}
+	plan := pipeline.TranscodePlan{AudioIn: media.Audio, Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
+		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), AudioCodec: "aac", AudioKbps: int(enc.AudioKbps),
+		AudioRate: int(enc.AudioFrequency), Output: rec.workPath}
+	if enc.KeyFrameInterval > 0 {
+		plan.KeyframeEvery = int(enc.KeyFrameInterval * float64(enc.Framerate))
+	}
+	if enc.AudioCodec == livekit.AudioCodec_OPUS {
+		plan.AudioCodec = "opus"
+	}
+	if media.VideoMime != "" {
+		c, err := codecOf(media.VideoMime)
+		if err != nil {
+			return nil, psrpc.NewError(psrpc.InvalidArgument, err)
+		}
+		plan.VideoIn = string(c)
+	}
+	rec.log.Info("recording participant", "file", rec.workPath, "video", plan.VideoIn, "audio", plan.AudioIn,
+		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
+	return pipeline.NewTranscoder(plan)
+}
+
+func profile(c livekit.VideoCodec) string {
+	switch c {
+	case livekit.VideoCodec_H264_BASELINE:
+		return "baseline"
+	case livekit.VideoCodec_H264_HIGH:
+		return "high"
+	}
+	return "main"
+}
+
+// transcode feeds frames on one timeline until the participant leaves, a stop arrives or a limit is hit.
+func (rec *recording) transcode(ctx context.Context, sub *source.Participant, frames <-chan roomFrame, tr *pipeline.Transcoder, media source.Media) (string, error) {
+	t0 := time.Now()
+	offsets := map[string]time.Duration{} // per track: pipeline time of its first frame
+	last := map[string]time.Duration{}    // per kind: last pts pushed (appsrc timestamps must not go back)
+	skipped := map[string]bool{}
+	journalTick := time.NewTicker(5 * time.Second)
+	defer journalTick.Stop()
+	for {
+		select {
+		case rf := <-frames:
+			if (rf.kind == "video" && media.VideoMime == "") || (rf.kind == "audio" && !media.Audio) {
+				if !skipped[rf.kind] {
+					skipped[rf.kind] = true
+					rec.log.Warn("a "+rf.kind+" track published after recording started is not recorded", "track_id", rf.trackID)
+				}
+				continue
+			}
+			off, ok := offsets[rf.trackID]
+			if !ok {
+				off = rf.at.Sub(t0) - rf.f.PTS
+				offsets[rf.trackID] = off
+			}
+			pts := max(off+rf.f.PTS, last[rf.kind]+time.Millisecond)
+			last[rf.kind] = pts
+			push := tr.PushAudio
+			if rf.kind == "video" {
+				push = tr.PushVideo
+			}
+			if err := push(rf.f.Data, pts); err != nil {
+				return livekit.EndReasonFailure, err
+			}
+			if rec.frames == 0 {
+				rec.firstPTS = pts
+			}
+			rec.counted(source.Frame{PTS: max(rec.lastPTS, pts-rec.firstPTS)})
+			if rec.overLimit() {
+				rec.limited = true
+				return livekit.EndReasonLimitReached, nil
+			}
+			if rec.frames == 1 {
+				_ = rec.saveJournal()
+			}
+		case <-journalTick.C:
+			_ = rec.saveJournal()
+		case <-sub.Done():
+			return livekit.EndReasonSrcClosed + ": " + sub.Reason(), nil
+		case <-rec.env.Stop:
+			rec.stopped = true
+			return livekit.EndReasonAPI, nil
+		case <-ctx.Done():
+			return livekit.EndReasonFailure, ctx.Err()
+		}
+	}
+}
+
+// placeOutput decides where the file is written: the job's tmp dir when it will be uploaded,
+// else its final place under local_output_dir.
+func (rec *recording) placeOutput() error {
+	if rec.dest.primary != nil {
+		rec.workPath = filepath.Join(rec.env.Conf.TmpDir, rec.info.EgressId, filepath.Base(rec.storeKey))
+	} else {
+		rec.workPath = filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(rec.storeKey))
+	}
+	if err := os.MkdirAll(filepath.Dir(rec.workPath), 0o755); err != nil {
+		return fmt.Errorf("create output directory (check local_output_dir / tmp_dir permissions): %w", err)
+	}
+	if _, err := os.Stat(rec.workPath); err == nil {
+		return fmt.Errorf("output file %s already exists; use {time} or {utc} in the filepath", rec.workPath)
+	}
+	return nil
+}
+
+// finish stores the file and sets the terminal status for a recording that has ended.
+func (rec *recording) finish(ctx context.Context, reason string, recErr error) error {
+	if rec.frames == 0 {
+		_ = os.Remove(rec.workPath)
+		if rec.stopped {
+			rec.info.SetAborted("Stop called before any media was recorded")
+			return nil
+		}
+		return fmt.Errorf("nothing was recorded (%s)", strings.TrimPrefix(reason, livekit.EndReasonSrcClosed+": "))
+	}
+	fi, err := rec.store(ctx)
+	if fi != nil {
+		rec.info.FileResults = []*livekit.FileInfo{fi}
+		rec.info.Result = &livekit.EgressInfo_File{File: fi}
+	}
+	if err = errors.Join(recErr, err); err != nil {
+		return err
+	}
+	rec.info.SetEndReason(reason)
+	if rec.limited {
+		rec.info.SetLimitReached()
+	} else {
+		rec.info.SetComplete()
+	}
+	rec.log.Info("egress ended", "status", rec.info.Status.String(), "location", fi.Location, "bytes", fi.Size,
+		"duration", time.Duration(fi.Duration).String(), "reason", reason)
+	return nil
+}

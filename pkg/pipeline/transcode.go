@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TranscodePlan says what to build: which inputs arrive (encoded, from the room) and how to encode
+// and mux them into one file.
+type TranscodePlan struct {
+	VideoIn string // "h264", "vp8", "vp9" or "" for no video
+	AudioIn bool   // Opus audio arrives
+
+	Width, Height, Framerate int
+	VideoKbps                int
+	Profile                  string // "baseline", "main" or "high"
+	KeyframeEvery            int    // frames between keyframes; 0 = 2 s
+	AudioCodec               string // "aac" or "opus"
+	AudioKbps, AudioRate     int
+
+	Output string // file path; MP4 (fragmented every second, so a crash leaves a playable file)
+}
+
+// Transcoder decodes room media and encodes it into one file.
+//
+//	appsrc vsrc (H.264/VP8/VP9) → parse/decode → videoconvert → videoscale (letterbox) → videorate
+//	  → I420 WxH@fps → x264enc (CBR-ish, veryfast) → h264parse ─┐
+//	appsrc asrc (Opus) → opusdec → audioconvert → audioresample → audiorate (fills gaps)
+//	  → voaacenc | opusenc ─────────────────────────────────────┴→ mp4mux (fragmented) → filesink
+type Transcoder struct {
+	g *graph
+}
+
+// NewTranscoder starts the pipeline for plan.
+func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
+	desc, err := plan.describe()
+	if err != nil {
+		return nil, err
+	}
+	var srcs []string
+	if plan.VideoIn != "" {
+		srcs = append(srcs, "vsrc")
+	}
+	if plan.AudioIn {
+		srcs = append(srcs, "asrc")
+	}
+	g, err := start(desc, srcs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Transcoder{g: g}, nil
+}
+
+func (p TranscodePlan) describe() (string, error) {
+	var b strings.Builder
+	if p.VideoIn == "" && !p.AudioIn {
+		return "", fmt.Errorf("%w: nothing to record", ErrPipeline)
+	}
+	keyint := p.KeyframeEvery
+	if keyint <= 0 {
+		keyint = 2 * p.Framerate
+	}
+	if p.VideoIn != "" {
+		var caps, dec string
+		switch p.VideoIn {
+		case "h264":
+			caps, dec = "video/x-h264,stream-format=byte-stream,alignment=au", "h264parse ! avdec_h264"
+		case "vp8":
+			caps, dec = "video/x-vp8", "vp8dec"
+		case "vp9":
+			caps, dec = "video/x-vp9", "vp9dec"
+		default:
+			return "", fmt.Errorf("%w: cannot decode %q", ErrPipeline, p.VideoIn)
+		}
+		fmt.Fprintf(&b, `appsrc name=vsrc format=time is-live=true do-timestamp=false caps="%s" ! queue max-size-time=2000000000
+			! %s ! videoconvert ! videoscale add-borders=true ! videorate
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1
+			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2
+			! video/x-h264,profile=%s ! h264parse ! queue ! mux. `,
+			caps, dec, p.Width, p.Height, p.Framerate, p.VideoKbps, keyint, p.Profile)
+	}
+	if p.AudioIn {
+		enc := fmt.Sprintf("voaacenc bitrate=%d ! aacparse", p.AudioKbps*1000)
+		if p.AudioCodec == "opus" {
+			enc = fmt.Sprintf("opusenc bitrate=%d", p.AudioKbps*1000)
+		}
+		fmt.Fprintf(&b, `appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
+			! queue max-size-time=2000000000 ! opusdec plc=true ! audioconvert ! audioresample ! audiorate
+			! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `, p.AudioRate, enc)
+	}
+	fmt.Fprintf(&b, `mp4mux name=mux fragment-duration=1000 ! filesink location=%q sync=false`, p.Output)
+	return b.String(), nil
+}
+
+// PushVideo feeds one encoded video frame at pts (pipeline time).
+func (t *Transcoder) PushVideo(data []byte, pts time.Duration) error {
+	return t.g.push("vsrc", data, pts)
+}
+
+// PushAudio feeds one Opus packet at pts (pipeline time).
+func (t *Transcoder) PushAudio(data []byte, pts time.Duration) error {
+	return t.g.push("asrc", data, pts)
+}
+
+// Close ends the streams and waits for the file to be finalised.
+func (t *Transcoder) Close() error { return t.g.finish(30 * time.Second) }
