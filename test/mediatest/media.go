@@ -35,6 +35,12 @@ func ffmpeg(t testing.TB, args ...string) {
 // H264 encodes seconds of a moving test pattern (w×h, fps, keyframe every second, no B-frames)
 // and returns its access units.
 func H264(t testing.TB, w, h, fps, seconds int) []Frame {
+	_, frames := H264File(t, w, h, fps, seconds)
+	return frames
+}
+
+// H264File is H264 that also returns the Annex-B file it made.
+func H264File(t testing.TB, w, h, fps, seconds int) (string, []Frame) {
 	p := filepath.Join(t.TempDir(), "v.h264")
 	ffmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", fmt.Sprint(fps), "-x264-params", "aud=1",
@@ -50,7 +56,7 @@ func H264(t testing.TB, w, h, fps, seconds int) []Frame {
 		key := bytes.Contains(au, []byte{0, 0, 1, 0x65}) || bytes.Contains(au, []byte{0, 0, 1, 0x25})
 		out = append(out, Frame{Data: au, PTS: time.Duration(len(out)) * time.Second / time.Duration(fps), Keyframe: key})
 	}
-	return out
+	return p, out
 }
 
 // Opus encodes seconds of a hz tone as 20 ms Opus packets.
