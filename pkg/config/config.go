@@ -132,8 +132,8 @@ type CapacityConfig struct {
 	MaxCPUUtilization float64 `yaml:"max_cpu_utilization"`
 	// TrackCPUCost is the cores reserved per track egress (no transcoding). Default 0.02 (measured: see docs/benchmarks.md).
 	TrackCPUCost float64 `yaml:"track_cpu_cost"`
-	// ParticipantCPUCost is the cores reserved per participant egress (720p30 transcode). Default 0.5.
-	ParticipantCPUCost float64 `yaml:"participant_cpu_cost"`
+	// TranscodeCPUCost is the cores reserved per transcoding egress (participant, track composite; 720p30 measured at 0.2). Default 0.5.
+	TranscodeCPUCost float64 `yaml:"transcode_cpu_cost"`
 	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
 	MaxJobs int `yaml:"max_jobs"`
 }
@@ -160,10 +160,10 @@ func Default() *Config {
 		TmpDir:         os.TempDir() + "/mediaworker",
 		LocalOutputDir: "./recordings",
 		Capacity: CapacityConfig{
-			MaxCPUUtilization:  0.8,
-			TrackCPUCost:       0.02,
-			ParticipantCPUCost: 0.5,
-			MaxJobs:            200,
+			MaxCPUUtilization: 0.8,
+			TrackCPUCost:      0.02,
+			TranscodeCPUCost:  0.5,
+			MaxJobs:           200,
 		},
 		Timeouts: TimeoutConfig{
 			IOCreate:   15 * time.Second,
@@ -282,8 +282,8 @@ func (c *Config) Validate() error {
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)
 	}
-	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.ParticipantCPUCost <= 0 {
-		bad("capacity.track_cpu_cost and capacity.participant_cpu_cost must be > 0")
+	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 {
+		bad("capacity.track_cpu_cost and capacity.transcode_cpu_cost must be > 0")
 	}
 	if c.Capacity.MaxJobs <= 0 {
 		bad("capacity.max_jobs must be > 0, got %d", c.Capacity.MaxJobs)

@@ -28,13 +28,10 @@ type singleOutputs interface {
 // inspectEncoded validates a transcoding request's outputs and encoding, so that a request that can
 // never work is refused with InvalidArgument naming the field, whatever kind serves it.
 func inspectEncoded(req encodedRequest, audioOnly bool) (*Encoding, error) {
-	files := req.GetFileOutputs()
+	files := encodedFiles(req)
 	streams := req.GetStreamOutputs()
 	segments := req.GetSegmentOutputs()
 	if s, ok := req.(singleOutputs); ok {
-		if f := s.GetFile(); f != nil {
-			files = append(files, f)
-		}
 		if st := s.GetStream(); st != nil {
 			streams = append(streams, st)
 		}
@@ -65,12 +62,30 @@ func inspectEncoded(req encodedRequest, audioOnly bool) (*Encoding, error) {
 	}
 	fileType := livekit.EncodedFileType_DEFAULT_FILETYPE
 	if len(files) == 1 {
-		fileType = files[0].GetFileType()
-		if fileType == livekit.EncodedFileType_DEFAULT_FILETYPE && audioOnly {
-			fileType = livekit.EncodedFileType_OGG // the official default for audio-only files
-		}
+		fileType = resolvedFileType(files[0], audioOnly)
 	}
 	return ResolveEncoding(req.GetPreset(), req.GetAdvanced(), fileType, audioOnly)
+}
+
+// encodedFiles is the request's file outputs, the deprecated single `file` included.
+func encodedFiles(req encodedRequest) []*livekit.EncodedFileOutput {
+	files := req.GetFileOutputs()
+	if s, ok := req.(singleOutputs); ok && s.GetFile() != nil {
+		files = append(append([]*livekit.EncodedFileOutput{}, files...), s.GetFile())
+	}
+	return files
+}
+
+// resolvedFileType is the container a file output gets: as asked, else OGG for audio only
+// (the official default) and MP4 otherwise.
+func resolvedFileType(f *livekit.EncodedFileOutput, audioOnly bool) livekit.EncodedFileType {
+	switch t := f.GetFileType(); {
+	case t != livekit.EncodedFileType_DEFAULT_FILETYPE:
+		return t
+	case audioOnly:
+		return livekit.EncodedFileType_OGG
+	}
+	return livekit.EncodedFileType_MP4
 }
 
 // checkStreamURL accepts the schemes the official egress streams to.

@@ -80,7 +80,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q.Participant, false); err != nil {
 			return r, err
 		}
-		return r, participantSupported(q.Participant)
+		return r, fileOnlySupported(q.Participant, false)
 	case *rpc.StartEgressRequest_TrackComposite:
 		q2 := q.TrackComposite
 		r.Kind, r.RoomName = KindTrackComposite, q2.GetRoomName()
@@ -93,6 +93,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q2, q2.GetVideoTrackId() == ""); err != nil {
 			return r, err
 		}
+		return r, fileOnlySupported(q2, q2.GetVideoTrackId() == "")
 	case *rpc.StartEgressRequest_Egress:
 		r.Kind, r.RoomName = KindV2, q.Egress.GetRoomName()
 	case *rpc.StartEgressRequest_Replay:
@@ -103,14 +104,18 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
 }
 
-// participantSupported says what participant egress can record today: one MP4 file.
-func participantSupported(p *livekit.ParticipantEgressRequest) error {
-	if len(p.GetStreamOutputs())+len(p.GetSegmentOutputs())+len(p.GetImageOutputs()) > 0 {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "participant egress to stream, segment or image outputs is %v; a file output works", ErrUnimplemented)
+// fileOnlySupported says what participant and track composite egress can record today: one file.
+func fileOnlySupported(req encodedRequest, audioOnly bool) error {
+	files := encodedFiles(req)
+	if len(req.GetStreamOutputs())+len(req.GetSegmentOutputs())+len(req.GetImageOutputs()) > 0 || len(files) != 1 {
+		return psrpc.NewErrorf(psrpc.Unimplemented, "stream, segment and image outputs are %v; a file output works", ErrUnimplemented)
 	}
-	f := p.GetFileOutputs()[0]
-	if t := f.GetFileType(); t != livekit.EncodedFileType_DEFAULT_FILETYPE && t != livekit.EncodedFileType_MP4 {
-		return psrpc.NewErrorf(psrpc.InvalidArgument, "participant egress records video: file_type must be MP4")
+	if s, ok := req.(singleOutputs); ok && (s.GetStream() != nil || s.GetSegments() != nil) {
+		return psrpc.NewErrorf(psrpc.Unimplemented, "stream and segment outputs are %v; a file output works", ErrUnimplemented)
+	}
+	f := files[0]
+	if t := f.GetFileType(); !audioOnly && t != livekit.EncodedFileType_DEFAULT_FILETYPE && t != livekit.EncodedFileType_MP4 {
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "a recording with video needs file_type MP4")
 	}
 	if f.GetAliOSS() != nil {
 		return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)

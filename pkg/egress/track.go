@@ -37,8 +37,8 @@ func Run(ctx context.Context, env Env, r *Request) {
 	rec := &recording{env: env, req: r, info: NewInfo(r, time.Now()), file: fileOutput(r.Raw), log: env.Log}
 	var err error
 	switch r.Kind {
-	case KindParticipant:
-		err = rec.runParticipant(ctx)
+	case KindParticipant, KindTrackComposite:
+		err = rec.runTranscoded(ctx)
 	default:
 		err = rec.run(ctx)
 	}
@@ -54,7 +54,16 @@ func fileOutput(raw *rpc.StartEgressRequest) *livekit.DirectFileOutput {
 	if f := raw.GetTrack().GetFile(); f != nil {
 		return f
 	}
-	outs := raw.GetParticipant().GetFileOutputs()
+	var req encodedRequest
+	switch q := raw.Request.(type) {
+	case *rpc.StartEgressRequest_Participant:
+		req = q.Participant
+	case *rpc.StartEgressRequest_TrackComposite:
+		req = q.TrackComposite
+	default:
+		return nil
+	}
+	outs := encodedFiles(req)
 	if len(outs) == 0 {
 		return nil
 	}

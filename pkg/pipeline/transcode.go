@@ -16,10 +16,11 @@ type TranscodePlan struct {
 	VideoKbps                int
 	Profile                  string // "baseline", "main" or "high"
 	KeyframeEvery            int    // frames between keyframes; 0 = 2 s
-	AudioCodec               string // "aac" or "opus"
+	AudioCodec               string // "aac", "opus" or "mp3"
 	AudioKbps, AudioRate     int
 
-	Output string // file path; MP4 (fragmented every second, so a crash leaves a playable file)
+	Container string // "mp4" (default; fragmented every second, so a crash leaves a playable file), "ogg" or "mp3"
+	Output    string // file path
 }
 
 // Transcoder decodes room media and encodes it into one file.
@@ -85,14 +86,26 @@ func (p TranscodePlan) describe() (string, error) {
 	}
 	if p.AudioIn {
 		enc := fmt.Sprintf("voaacenc bitrate=%d ! aacparse", p.AudioKbps*1000)
-		if p.AudioCodec == "opus" {
+		switch p.AudioCodec {
+		case "opus":
 			enc = fmt.Sprintf("opusenc bitrate=%d", p.AudioKbps*1000)
+		case "mp3":
+			enc = fmt.Sprintf("lamemp3enc target=bitrate cbr=true bitrate=%d ! mpegaudioparse", p.AudioKbps)
 		}
 		fmt.Fprintf(&b, `appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 			! queue max-size-time=2000000000 ! opusdec plc=true ! audioconvert ! audioresample ! audiorate
 			! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `, p.AudioRate, enc)
 	}
-	fmt.Fprintf(&b, `mp4mux name=mux fragment-duration=1000 ! filesink location=%q sync=false`, p.Output)
+	switch p.Container {
+	case "", "mp4":
+		fmt.Fprintf(&b, `mp4mux name=mux fragment-duration=1000 ! filesink location=%q sync=false`, p.Output)
+	case "ogg":
+		fmt.Fprintf(&b, `oggmux name=mux ! filesink location=%q sync=false`, p.Output)
+	case "mp3":
+		fmt.Fprintf(&b, `xingmux name=mux ! filesink location=%q sync=false`, p.Output)
+	default:
+		return "", fmt.Errorf("%w: unknown container %q", ErrPipeline, p.Container)
+	}
 	return b.String(), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mediaworker/mediaworker/test/mediatest"
@@ -57,5 +58,32 @@ func TestTranscoderToMP4(t *testing.T) {
 	}
 	if d, _ := strconv.ParseFloat(p.Format.Duration, 64); d < 3.5 || d > 4.5 {
 		t.Fatalf("duration %.2f, want ≈4", d)
+	}
+}
+
+func TestTranscoderAudioOnly(t *testing.T) {
+	audio := mediatest.Opus(t, 440, 3)
+	for _, tc := range []struct{ container, codec, want string }{{"ogg", "opus", "opus"}, {"mp3", "mp3", "mp3"}, {"mp4", "aac", "aac"}} {
+		t.Run(tc.container, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out."+tc.container)
+			tr, err := NewTranscoder(TranscodePlan{AudioIn: true, AudioCodec: tc.codec, AudioKbps: 96, AudioRate: 48000, Container: tc.container, Output: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range audio {
+				_ = tr.PushAudio(a.Data, a.PTS)
+			}
+			if err := tr.Close(); err != nil {
+				t.Fatal(err)
+			}
+			probe, _ := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", out).Output()
+			lines := strings.Fields(string(probe))
+			if len(lines) < 2 || lines[0] != tc.want {
+				t.Fatalf("ffprobe: %q", probe)
+			}
+			if d, _ := strconv.ParseFloat(lines[len(lines)-1], 64); d < 2.5 || d > 3.5 {
+				t.Fatalf("duration %v", d)
+			}
+		})
 	}
 }

@@ -17,6 +17,8 @@ type ParticipantParams struct {
 	WsURL, Token, Identity string
 	// ScreenShare records the screen share (and its audio) instead of camera and microphone.
 	ScreenShare bool
+	// TrackIDs, when set, select these tracks (of any participants) instead of Identity's media.
+	TrackIDs []string
 	// Wait is how long to wait for the participant to join and publish.
 	Wait time.Duration
 	Log  *slog.Logger
@@ -37,7 +39,8 @@ type Participant struct {
 	p    ParticipantParams
 	room *lksdk.Room
 
-	mu        sync.Mutex // guards ended, reason
+	mu        sync.Mutex      // guards ended, reason, owners
+	owners    map[string]bool // identities whose tracks are recorded
 	ended     bool
 	reason    string
 	done      chan struct{}
@@ -47,10 +50,10 @@ type Participant struct {
 // SubscribeParticipant joins the room as a hidden recorder, waits for the participant and their
 // media, and subscribes. It returns what is published at that moment.
 func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participant, Media, error) {
-	s := &Participant{p: p, done: make(chan struct{}), published: make(chan struct{}, 1)}
+	s := &Participant{p: p, done: make(chan struct{}), published: make(chan struct{}, 1), owners: map[string]bool{p.Identity: p.Identity != ""}}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackPublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
-		if rp.Identity() == p.Identity && s.wanted(pub) {
+		if s.wanted(pub, rp) {
 			if err := pub.SetSubscribed(true); err != nil {
 				p.Log.Warn("could not subscribe to a late track", "track_id", pub.SID(), "error", err)
 			}
@@ -58,7 +61,7 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 		}
 	}
 	cb.OnTrackSubscribed = func(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
-		if rp.Identity() != p.Identity || !s.wanted(pub) {
+		if !s.wanted(pub, rp) {
 			return
 		}
 		kind, id := string(pub.Kind()), pub.SID()
@@ -66,8 +69,11 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 		go readTrack(tr, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, f) })
 	}
 	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
-		if rp.Identity() == p.Identity {
-			s.end("participant left the room")
+		s.mu.Lock()
+		mine := s.owners[rp.Identity()]
+		s.mu.Unlock()
+		if mine {
+			s.end("participant " + rp.Identity() + " left the room")
 		}
 	}
 	cb.OnDisconnectedWithReason = func(r lksdk.DisconnectionReason) { s.end(fmt.Sprintf("disconnected from room (%s)", r)) }
@@ -84,8 +90,19 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 	return s, media, nil
 }
 
-// wanted tells whether pub is one of the tracks this egress records.
-func (s *Participant) wanted(pub *lksdk.RemoteTrackPublication) bool {
+// wanted tells whether pub, published by rp, is one of the tracks this egress records.
+func (s *Participant) wanted(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) bool {
+	if len(s.p.TrackIDs) > 0 {
+		for _, id := range s.p.TrackIDs {
+			if pub.SID() == id {
+				return true
+			}
+		}
+		return false
+	}
+	if rp.Identity() != s.p.Identity {
+		return false
+	}
 	src := pub.Source()
 	if s.p.ScreenShare {
 		return src == livekit.TrackSource_SCREEN_SHARE || src == livekit.TrackSource_SCREEN_SHARE_AUDIO
@@ -100,7 +117,7 @@ func (s *Participant) await(ctx context.Context) (Media, error) {
 	deadline := time.Now().Add(s.p.Wait)
 	var settle time.Time
 	for {
-		rp, pubs := s.find()
+		found, pubs := s.find()
 		m := Media{}
 		for _, pub := range pubs {
 			if pub.Kind() == lksdk.TrackKindVideo {
@@ -109,11 +126,12 @@ func (s *Participant) await(ctx context.Context) (Media, error) {
 				m.Audio = true
 			}
 		}
-		if rp != nil && len(pubs) > 0 {
+		complete := (m.VideoMime != "" && m.Audio) || (len(s.p.TrackIDs) > 0 && len(pubs) == len(s.p.TrackIDs))
+		if len(pubs) > 0 && (len(s.p.TrackIDs) == 0 || complete) {
 			if settle.IsZero() {
 				settle = time.Now().Add(time.Second)
 			}
-			if (m.VideoMime != "" && m.Audio) || time.Now().After(settle) {
+			if complete || time.Now().After(settle) {
 				for _, pub := range pubs {
 					if err := pub.SetSubscribed(true); err != nil {
 						return m, fmt.Errorf("subscribe to %s: %w", pub.SID(), err)
@@ -123,7 +141,10 @@ func (s *Participant) await(ctx context.Context) (Media, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			if rp == nil {
+			if len(s.p.TrackIDs) > 0 {
+				return m, fmt.Errorf("%w: tracks %v not all published within %s (found %d; check the track ids)", ErrTrackNotFound, s.p.TrackIDs, s.p.Wait, len(pubs))
+			}
+			if !found {
 				return m, fmt.Errorf("%w: participant %q did not join within %s", ErrTrackNotFound, s.p.Identity, s.p.Wait)
 			}
 			return m, fmt.Errorf("%w: participant %q published no camera, screen or microphone within %s", ErrTrackNotFound, s.p.Identity, s.p.Wait)
@@ -139,20 +160,23 @@ func (s *Participant) await(ctx context.Context) (Media, error) {
 	}
 }
 
-func (s *Participant) find() (*lksdk.RemoteParticipant, []*lksdk.RemoteTrackPublication) {
+// find returns whether the participant (identity mode) is in the room, and the wanted publications
+// present now; it records their publishers as owners.
+func (s *Participant) find() (bool, []*lksdk.RemoteTrackPublication) {
+	found := false
+	var pubs []*lksdk.RemoteTrackPublication
 	for _, rp := range s.room.GetRemoteParticipants() {
-		if rp.Identity() != s.p.Identity {
-			continue
-		}
-		var pubs []*lksdk.RemoteTrackPublication
+		found = found || rp.Identity() == s.p.Identity
 		for _, tp := range rp.TrackPublications() {
-			if pub, ok := tp.(*lksdk.RemoteTrackPublication); ok && s.wanted(pub) && pub.MimeType() != "" {
+			if pub, ok := tp.(*lksdk.RemoteTrackPublication); ok && s.wanted(pub, rp) && pub.MimeType() != "" {
 				pubs = append(pubs, pub)
+				s.mu.Lock()
+				s.owners[rp.Identity()] = true
+				s.mu.Unlock()
 			}
 		}
-		return rp, pubs
 	}
-	return nil, nil
+	return found, pubs
 }
 
 func (s *Participant) end(reason string) {

@@ -232,8 +232,8 @@ func (s *Service) Ready() bool {
 }
 
 func (s *Service) costOf(k egress.Kind) float64 {
-	if k == egress.KindParticipant {
-		return s.conf.Capacity.ParticipantCPUCost
+	if k == egress.KindParticipant || k == egress.KindTrackComposite {
+		return s.conf.Capacity.TranscodeCPUCost
 	}
 	return s.conf.Capacity.TrackCPUCost
 }

@@ -56,3 +56,49 @@ func TestParticipantEgress(t *testing.T) {
 		t.Fatalf("decode: %s", e)
 	}
 }
+
+// TestTrackCompositeEgress records a given audio and video track (of two participants) to MP4,
+// and an audio track alone to OGG/Opus.
+func TestTrackCompositeEgress(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "tc-room")
+	cam := s.Publish(t, "tc-room", "oscar", stack.Media{Name: "cam", Codec: "vp8", Seconds: 30})
+	mic := s.Publish(t, "tc-room", "pia", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	cases := []struct {
+		name, video, codec string
+		streams            int
+	}{{"video and audio to mp4", cam.Tracks["cam"], "h264", 2}, {"audio only to ogg", "", "opus", 1}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			info, err := s.Egress().StartTrackCompositeEgress(ctx(t), &livekit.TrackCompositeEgressRequest{RoomName: "tc-room",
+				AudioTrackId: mic.Tracks["mic"], VideoTrackId: c.video, FileOutputs: []*livekit.EncodedFileOutput{{}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
+			time.Sleep(3 * time.Second)
+			if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+				t.Fatal(err)
+			}
+			end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+			if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
+				t.Fatalf("%s %q", end.Status, end.Error)
+			}
+			p := stack.FFprobe(t, end.FileResults[0].Location)
+			if len(p.Streams) != c.streams || !near(p.Duration(), 3, 1.2) {
+				t.Fatalf("streams %+v, %.2f s", p.Streams, p.Duration())
+			}
+			names := map[string]bool{}
+			for _, st := range p.Streams {
+				names[st.CodecName] = true
+			}
+			if !names[c.codec] {
+				t.Fatalf("no %s stream: %+v", c.codec, p.Streams)
+			}
+			if e := stack.DecodeErrors(t, end.FileResults[0].Location); e != "" {
+				t.Fatalf("decode: %s", e)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	lkegress "github.com/livekit/protocol/egress"
 	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
@@ -24,12 +25,37 @@ type roomFrame struct {
 	at            time.Time
 }
 
-// runParticipant records a participant's camera (or screen share) and microphone, transcoded to
-// one MP4 with the requested encoding. Tracks share a timeline set by when each track's first
-// frame arrived, so a track that starts late starts late in the file.
-func (rec *recording) runParticipant(ctx context.Context) error {
-	q := rec.req.Raw.GetParticipant()
-	enc, err := inspectEncoded(q, false)
+// selection is what a transcoding egress records, from its request.
+type selection struct {
+	req         encodedRequest
+	identity    string
+	screenShare bool
+	trackIDs    []string
+	audioOnly   bool
+	defaultName string
+}
+
+func selectionOf(raw *rpc.StartEgressRequest) selection {
+	if p := raw.GetParticipant(); p != nil {
+		return selection{req: p, identity: p.GetIdentity(), screenShare: p.GetScreenShare(), defaultName: "{publisher_identity}-{time}"}
+	}
+	tc := raw.GetTrackComposite()
+	sel := selection{req: tc, audioOnly: tc.GetVideoTrackId() == "", defaultName: "{room_name}-{time}"}
+	for _, id := range []string{tc.GetAudioTrackId(), tc.GetVideoTrackId()} {
+		if id != "" {
+			sel.trackIDs = append(sel.trackIDs, id)
+		}
+	}
+	return sel
+}
+
+// runTranscoded records a participant's camera (or screen share) and microphone, or a track
+// composite's audio and video tracks, transcoded into one file with the requested encoding. Tracks
+// share a timeline set by when each track's first frame arrived, so a track that starts late
+// starts late in the file.
+func (rec *recording) runTranscoded(ctx context.Context) error {
+	sel := selectionOf(rec.req.Raw)
+	enc, err := inspectEncoded(sel.req, sel.audioOnly)
 	if err != nil {
 		return err
 	}
@@ -52,7 +78,7 @@ func (rec *recording) runParticipant(ctx context.Context) error {
 		}
 	}()
 	sub, media, err := source.SubscribeParticipant(subCtx, source.ParticipantParams{
-		WsURL: conf.WsURL, Token: token, Identity: q.GetIdentity(), ScreenShare: q.GetScreenShare(),
+		WsURL: conf.WsURL, Token: token, Identity: sel.identity, ScreenShare: sel.screenShare, TrackIDs: sel.trackIDs,
 		Wait: conf.Timeouts.TrackWait, Log: rec.log,
 		OnFrame: func(kind, id string, f source.Frame) {
 			frames <- roomFrame{kind: kind, trackID: id, f: f, at: time.Now()}
@@ -69,7 +95,7 @@ func (rec *recording) runParticipant(ctx context.Context) error {
 		return err
 	}
 	defer sub.Close()
-	tr, err := rec.openTranscoder(q.GetIdentity(), media, enc)
+	tr, err := rec.openTranscoder(sel, media, enc)
 	if err != nil {
 		return err
 	}
@@ -82,20 +108,31 @@ func (rec *recording) runParticipant(ctx context.Context) error {
 	return rec.finish(ctx, reason, loopErr)
 }
 
-func (rec *recording) openTranscoder(identity string, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
-	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: identity, Time: time.Now()}
-	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{publisher_identity}-{time}", ".mp4")
+func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
+	container, ext := "mp4", ".mp4"
+	switch resolvedFileType(encodedFiles(sel.req)[0], sel.audioOnly) {
+	case livekit.EncodedFileType_OGG:
+		container, ext = "ogg", ".ogg"
+	case livekit.EncodedFileType_MP3:
+		container, ext = "mp3", ".mp3"
+	}
+	if sel.audioOnly {
+		media.VideoMime = ""
+	}
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: sel.identity, Time: time.Now()}
+	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, sel.defaultName, ext)
 	if err := rec.placeOutput(); err != nil {
 		return nil, err
 	}
+	audioCodec := map[livekit.AudioCodec]string{livekit.AudioCodec_OPUS: "opus", livekit.AudioCodec_AC_MP3: "mp3"}[enc.AudioCodec]
+	if audioCodec == "" {
+		audioCodec = "aac"
+	}
 	plan := pipeline.TranscodePlan{AudioIn: media.Audio, Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
-		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), AudioCodec: "aac", AudioKbps: int(enc.AudioKbps),
-		AudioRate: int(enc.AudioFrequency), Output: rec.workPath}
+		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), AudioCodec: audioCodec, AudioKbps: int(enc.AudioKbps),
+		AudioRate: int(enc.AudioFrequency), Container: container, Output: rec.workPath}
 	if enc.KeyFrameInterval > 0 {
 		plan.KeyframeEvery = int(enc.KeyFrameInterval * float64(enc.Framerate))
-	}
-	if enc.AudioCodec == livekit.AudioCodec_OPUS {
-		plan.AudioCodec = "opus"
 	}
 	if media.VideoMime != "" {
 		c, err := codecOf(media.VideoMime)
@@ -104,7 +141,7 @@ func (rec *recording) openTranscoder(identity string, media source.Media, enc *E
 		}
 		plan.VideoIn = string(c)
 	}
-	rec.log.Info("recording participant", "file", rec.workPath, "video", plan.VideoIn, "audio", plan.AudioIn,
+	rec.log.Info("recording", "file", rec.workPath, "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
 	return pipeline.NewTranscoder(plan)
 }
