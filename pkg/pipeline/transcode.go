@@ -57,7 +57,7 @@ func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
 }
 
 func (p TranscodePlan) describe() (string, error) {
-	var b strings.Builder
+	var b stringsBuilder
 	if p.VideoIn == "" && !p.AudioIn {
 		return "", fmt.Errorf("%w: nothing to record", ErrPipeline)
 	}
@@ -66,18 +66,11 @@ func (p TranscodePlan) describe() (string, error) {
 		keyint = 2 * p.Framerate
 	}
 	if p.VideoIn != "" {
-		var caps, dec string
-		switch p.VideoIn {
-		case "h264":
-			caps, dec = "video/x-h264,stream-format=byte-stream,alignment=au", "h264parse ! avdec_h264 max-threads=1"
-		case "vp8":
-			caps, dec = "video/x-vp8", "vp8dec"
-		case "vp9":
-			caps, dec = "video/x-vp9", "vp9dec"
-		default:
-			return "", fmt.Errorf("%w: cannot decode %q", ErrPipeline, p.VideoIn)
+		caps, dec, err := videoDecoder(p.VideoIn)
+		if err != nil {
+			return "", err
 		}
-		fmt.Fprintf(&b, `appsrc name=vsrc format=time is-live=true do-timestamp=false caps="%s" ! queue max-size-time=2000000000
+		b.f(`appsrc name=vsrc format=time is-live=true do-timestamp=false caps="%s" ! queue max-size-time=2000000000
 			! %s ! videoconvert ! videoscale add-borders=true ! videorate
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1
 			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
@@ -85,29 +78,61 @@ func (p TranscodePlan) describe() (string, error) {
 			caps, dec, p.Width, p.Height, p.Framerate, p.VideoKbps, keyint, p.Profile)
 	}
 	if p.AudioIn {
-		enc := fmt.Sprintf("voaacenc bitrate=%d ! aacparse", p.AudioKbps*1000)
-		switch p.AudioCodec {
-		case "opus":
-			enc = fmt.Sprintf("opusenc bitrate=%d", p.AudioKbps*1000)
-		case "mp3":
-			enc = fmt.Sprintf("lamemp3enc target=bitrate cbr=true bitrate=%d ! mpegaudioparse", p.AudioKbps)
-		}
-		fmt.Fprintf(&b, `appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
+		b.f(`appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 			! queue max-size-time=2000000000 ! opusdec plc=true ! audioconvert ! audioresample ! audiorate
-			! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `, p.AudioRate, enc)
+			! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `, p.AudioRate, audioEncoder(p.AudioCodec, p.AudioKbps))
 	}
-	switch p.Container {
-	case "", "mp4":
-		fmt.Fprintf(&b, `mp4mux name=mux fragment-duration=1000 ! filesink location=%q sync=false`, p.Output)
-	case "ogg":
-		fmt.Fprintf(&b, `oggmux name=mux ! filesink location=%q sync=false`, p.Output)
-	case "mp3":
-		fmt.Fprintf(&b, `xingmux name=mux ! filesink location=%q sync=false`, p.Output)
-	default:
+	m := muxer(p.Container, p.Output)
+	if m == "" {
 		return "", fmt.Errorf("%w: unknown container %q", ErrPipeline, p.Container)
 	}
+	b.f("%s", m)
 	return b.String(), nil
 }
+
+// videoDecoder is the appsrc caps and decoder chain for an encoded video input. The H.264 decoder
+// is single-threaded: frame threads cost memory (one frame pool each) for little at 720p.
+func videoDecoder(codec string) (caps, chain string, err error) {
+	switch codec {
+	case "h264":
+		return "video/x-h264,stream-format=byte-stream,alignment=au", "h264parse ! avdec_h264 max-threads=1", nil
+	case "vp8":
+		return "video/x-vp8", "vp8dec", nil
+	case "vp9":
+		return "video/x-vp9", "vp9dec", nil
+	}
+	return "", "", fmt.Errorf("%w: cannot decode %q", ErrPipeline, codec)
+}
+
+// audioEncoder is the encoder chain for "aac" (default), "opus" or "mp3" at kbps.
+func audioEncoder(codec string, kbps int) string {
+	switch codec {
+	case "opus":
+		return fmt.Sprintf("opusenc bitrate=%d", kbps*1000)
+	case "mp3":
+		return fmt.Sprintf("lamemp3enc target=bitrate cbr=true bitrate=%d ! mpegaudioparse", kbps)
+	}
+	return fmt.Sprintf("voaacenc bitrate=%d ! aacparse", kbps*1000)
+}
+
+// muxer is the muxer named "mux" writing to path, or "" for an unknown container. MP4 is written
+// in 1 s fragments so that a crash leaves a playable file.
+func muxer(container, path string) string {
+	switch container {
+	case "", "mp4":
+		return fmt.Sprintf(`mp4mux name=mux fragment-duration=1000 ! filesink location=%q sync=false`, path)
+	case "ogg":
+		return fmt.Sprintf(`oggmux name=mux ! filesink location=%q sync=false`, path)
+	case "mp3":
+		return fmt.Sprintf(`xingmux name=mux ! filesink location=%q sync=false`, path)
+	}
+	return ""
+}
+
+// stringsBuilder builds a pipeline description.
+type stringsBuilder struct{ strings.Builder }
+
+func (b *stringsBuilder) f(format string, a ...any) { fmt.Fprintf(&b.Builder, format, a...) }
 
 // PushVideo feeds one encoded video frame at pts (pipeline time).
 func (t *Transcoder) PushVideo(data []byte, pts time.Duration) error {

@@ -41,8 +41,18 @@ func H264(t testing.TB, w, h, fps, seconds int) []Frame {
 
 // H264File is H264 that also returns the Annex-B file it made.
 func H264File(t testing.TB, w, h, fps, seconds int) (string, []Frame) {
+	return h264(t, fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), fps, seconds)
+}
+
+// SolidH264 is H264 of a single colour (an ffmpeg colour name such as "red").
+func SolidH264(t testing.TB, color string, w, h, fps, seconds int) []Frame {
+	_, f := h264(t, fmt.Sprintf("color=c=%s:size=%dx%d:rate=%d", color, w, h, fps), fps, seconds)
+	return f
+}
+
+func h264(t testing.TB, lavfi string, fps, seconds int) (string, []Frame) {
 	p := filepath.Join(t.TempDir(), "v.h264")
-	ffmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", fmt.Sprint(seconds),
+	ffmpeg(t, "-f", "lavfi", "-i", lavfi, "-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", fmt.Sprint(fps), "-x264-params", "aud=1",
 		"-bsf:v", "h264_mp4toannexb", "-f", "h264", p)
 	b, _ := os.ReadFile(p)

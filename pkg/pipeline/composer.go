@@ -1,0 +1,233 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+	"github.com/go-gst/go-gst/gst/app"
+)
+
+// ComposePlan is a room composite: every participant's video tiled on one canvas, all audio mixed.
+type ComposePlan struct {
+	Width, Height, Framerate int
+	VideoKbps                int
+	Profile                  string
+	KeyframeEvery            int
+	Background               uint32 // 0xAARRGGBB
+	AudioCodec               string // "aac", "opus" or "mp3"
+	AudioKbps, AudioRate     int
+	AudioOnly, VideoOnly     bool
+	Container                string // "mp4" (fragmented), "ogg" or "mp3"
+	Output                   string
+}
+
+// Composer mixes inputs that come and go while it runs.
+//
+//	videotestsrc (live, background) → compositor ← one branch per video input: appsrc → decode → convert
+//	  → videoconvert → x264enc → h264parse ─┐
+//	audiotestsrc (live, silence) → audiomixer ← one branch per audio input: appsrc → opusdec → convert
+//	  → encoder ────────────────────────────┴→ mux → filesink
+//
+// The live background sources drive the output at the frame rate whatever joins or leaves; inputs
+// are timestamped on arrival (appsrc do-timestamp), which puts them on the same running time.
+type Composer struct {
+	g    *graph
+	plan ComposePlan
+	comp *gst.Element
+	amix *gst.Element
+
+	mu     sync.Mutex // guards inputs, order
+	inputs map[string]*input
+	order  []string // video inputs in tile order
+}
+
+type input struct {
+	bin   *gst.Bin
+	src   *app.Source
+	pad   *gst.Pad // compositor or audiomixer request pad
+	video bool
+}
+
+// NewComposer starts the composite with only its background.
+func NewComposer(plan ComposePlan) (*Composer, error) {
+	var b stringsBuilder
+	if !plan.AudioOnly {
+		keyint := plan.KeyframeEvery
+		if keyint <= 0 {
+			keyint = 2 * plan.Framerate
+		}
+		b.f(`videotestsrc is-live=true pattern=solid-color foreground-color=%d
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! compositor name=comp background=black latency=100000000
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue
+			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
+			! video/x-h264,profile=%s ! h264parse ! queue ! mux. `,
+			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate, plan.VideoKbps, keyint, plan.Profile)
+	}
+	if !plan.VideoOnly {
+		b.f(`audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved
+			! audiomixer name=amix latency=100000000 ! audioconvert ! audioresample ! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `,
+			plan.AudioRate, audioEncoder(plan.AudioCodec, plan.AudioKbps))
+	}
+	m := muxer(plan.Container, plan.Output)
+	if m == "" {
+		return nil, fmt.Errorf("%w: unknown container %q", ErrPipeline, plan.Container)
+	}
+	b.f("%s", m)
+	g, err := start(b.String(), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}}
+	if !plan.AudioOnly {
+		c.comp, _ = g.pipeline.GetElementByName("comp")
+	}
+	if !plan.VideoOnly {
+		c.amix, _ = g.pipeline.GetElementByName("amix")
+	}
+	return c, nil
+}
+
+// AddVideo adds a video input (codec "h264", "vp8" or "vp9") and re-tiles.
+func (c *Composer) AddVideo(id, codec string) error {
+	if c.comp == nil {
+		return nil
+	}
+	caps, dec, err := videoDecoder(codec)
+	if err != nil {
+		return err
+	}
+	in, err := c.addBranch(c.comp, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=true caps="%s"
+		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420`, caps, dec))
+	if err != nil {
+		return err
+	}
+	in.video = true
+	in.pad.SetArg("sizing-policy", "keep-aspect-ratio")
+	c.mu.Lock()
+	c.inputs[id] = in
+	c.order = append(c.order, id)
+	c.layoutLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// AddAudio adds an Opus input to the mix.
+func (c *Composer) AddAudio(id string) error {
+	if c.amix == nil {
+		return nil
+	}
+	in, err := c.addBranch(c.amix, `appsrc name=src format=time is-live=true do-timestamp=true
+		caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
+		! queue max-size-time=1000000000 ! opusdec plc=true ! audioconvert ! audioresample
+		! capsfilter caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"`)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.inputs[id] = in
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Composer) addBranch(mixer *gst.Element, desc string) (*input, error) {
+	bin, err := gst.NewBinFromString(desc, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input branch: %v", ErrPipeline, err)
+	}
+	srcEl, err := bin.GetElementByName("src")
+	if err != nil {
+		return nil, fmt.Errorf("%w: input branch has no appsrc", ErrPipeline)
+	}
+	if err := c.g.pipeline.Add(bin.Element); err != nil {
+		return nil, fmt.Errorf("%w: add input: %v", ErrPipeline, err)
+	}
+	pad := mixer.GetRequestPad("sink_%u")
+	if ret := bin.GetStaticPad("src").Link(pad); ret != gst.PadLinkOK {
+		return nil, fmt.Errorf("%w: link input: %s", ErrPipeline, ret.String())
+	}
+	bin.SyncStateWithParent()
+	return &input{bin: bin, src: app.SrcFromElement(srcEl), pad: pad}, nil
+}
+
+// Push feeds a frame of input id (timestamped on arrival).
+func (c *Composer) Push(id string, data []byte) error {
+	c.mu.Lock()
+	in := c.inputs[id]
+	c.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	if ret := in.src.PushBuffer(gst.NewBufferFromBytes(data)); ret != gst.FlowOK {
+		return fmt.Errorf("%w: push %s: %s", ErrPipeline, id, ret.String())
+	}
+	return nil
+}
+
+// Remove takes input id out of the picture or the mix and re-tiles.
+func (c *Composer) Remove(id string) {
+	c.mu.Lock()
+	in := c.inputs[id]
+	delete(c.inputs, id)
+	for i, o := range c.order {
+		if o == id {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
+	c.layoutLocked()
+	c.mu.Unlock()
+	if in == nil {
+		return
+	}
+	mixer := c.amix
+	if in.video {
+		mixer = c.comp
+	}
+	src := in.bin.GetStaticPad("src")
+	src.Unlink(in.pad)
+	mixer.ReleaseRequestPad(in.pad)
+	_ = in.bin.SetState(gst.StateNull)
+	_ = c.g.pipeline.Remove(in.bin.Element)
+}
+
+// layoutLocked tiles the video inputs in a grid, in the order they joined.
+func (c *Composer) layoutLocked() {
+	n := len(c.order)
+	if n == 0 {
+		return
+	}
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	rows := (n + cols - 1) / cols
+	w, h := c.plan.Width/cols, c.plan.Height/rows
+	for i, id := range c.order {
+		p := c.inputs[id].pad
+		p.SetArg("xpos", strconv.Itoa((i%cols)*w))
+		p.SetArg("ypos", strconv.Itoa((i/cols)*h))
+		p.SetArg("width", strconv.Itoa(w))
+		p.SetArg("height", strconv.Itoa(h))
+	}
+}
+
+// Inputs lists the current inputs (for logs and tests).
+func (c *Composer) Inputs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(c.inputs))
+	for id := range c.inputs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Close ends the composite and finalises the file.
+func (c *Composer) Close() error {
+	// The live background sources never end by themselves: EOS the whole pipeline.
+	c.g.pipeline.SendEvent(gst.NewEOSEvent())
+	return c.g.finish(30 * time.Second)
+}

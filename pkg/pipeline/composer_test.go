@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediaworker/mediaworker/test/mediatest"
+)
+
+// frameAt decodes one frame of path at second sec, scaled to 4x2, and returns its RGB pixels.
+func frameAt(t *testing.T, path string, sec float64) [][3]int {
+	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64), "-i", path, "-frames:v", "1",
+		"-vf", "scale=4:2:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil || len(out) != 4*2*3 {
+		t.Fatalf("frame at %.1f s: %v (%d bytes)", sec, err, len(out))
+	}
+	px := make([][3]int, 8)
+	for i := range px {
+		px[i] = [3]int{int(out[3*i]), int(out[3*i+1]), int(out[3*i+2])}
+	}
+	return px
+}
+
+func isColor(p [3]int, want string) bool {
+	r, g, b := p[0], p[1], p[2]
+	// tiles are letterboxed, so a 4x2 downscale mixes in black: compare channels, not levels
+	switch want {
+	case "red":
+		return r > 60 && r > 3*g && r > 3*b
+	case "green":
+		return g > 40 && g > 3*r && g > 3*b
+	}
+	return false
+}
+
+func TestComposerGrid(t *testing.T) {
+	red := mediatest.SolidH264(t, "red", 640, 360, 30, 4)
+	green := mediatest.SolidH264(t, "green", 640, 360, 30, 4)
+	tone := mediatest.Opus(t, 440, 4)
+	out := filepath.Join(t.TempDir(), "grid.mp4")
+	c, err := NewComposer(ComposePlan{Width: 1280, Height: 720, Framerate: 30, VideoKbps: 2000, Profile: "main",
+		Background: 0xFF000000, AudioCodec: "aac", AudioKbps: 128, AudioRate: 48000, Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"red", "green"} {
+		if err := c.AddVideo(in, "h264"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.AddAudio("tone"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range red { // in real time: inputs are timestamped on arrival
+		time.Sleep(time.Until(start.Add(red[i].PTS)))
+		_ = c.Push("red", red[i].Data)
+		if i < 60 {
+			_ = c.Push("green", green[i].Data)
+		} else if i == 60 {
+			c.Remove("green") // leaves after 2 s: red takes the whole canvas
+		}
+		for j := i * 3 / 2; j < (i+1)*3/2 && j < len(tone); j++ {
+			_ = c.Push("tone", tone[j].Data)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	probe, _ := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height:format=duration", "-of", "csv=p=0", out).Output()
+	if s := string(probe); !strings.Contains(s, "h264,1280,720") || !strings.Contains(s, "aac") {
+		t.Fatalf("ffprobe: %s", probe)
+	}
+	// at 1 s: red left, green right (grid of two; letterboxed 16:9 tiles keep the middle rows)
+	px := frameAt(t, out, 1.0)
+	if !isColor(px[4+0], "red") || !isColor(px[4+3], "green") {
+		t.Fatalf("at 1 s want red left and green right, got %v", px)
+	}
+	// at 3.5 s: red alone, full frame
+	px = frameAt(t, out, 3.5)
+	if !isColor(px[0], "red") || !isColor(px[3], "red") || !isColor(px[7], "red") {
+		t.Fatalf("at 3.5 s want red everywhere, got %v", px)
+	}
+}
