@@ -134,6 +134,8 @@ type CapacityConfig struct {
 	TrackCPUCost float64 `yaml:"track_cpu_cost"`
 	// TranscodeCPUCost is the cores reserved per transcoding egress (participant, track composite; 720p30 measured at 0.2). Default 0.5.
 	TranscodeCPUCost float64 `yaml:"transcode_cpu_cost"`
+	// CompositeCPUCost is the cores reserved per room composite. Default 1.0.
+	CompositeCPUCost float64 `yaml:"composite_cpu_cost"`
 	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
 	MaxJobs int `yaml:"max_jobs"`
 }
@@ -163,6 +165,7 @@ func Default() *Config {
 			MaxCPUUtilization: 0.8,
 			TrackCPUCost:      0.02,
 			TranscodeCPUCost:  0.5,
+			CompositeCPUCost:  1.0,
 			MaxJobs:           200,
 		},
 		Timeouts: TimeoutConfig{
@@ -282,8 +285,8 @@ func (c *Config) Validate() error {
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)
 	}
-	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 {
-		bad("capacity.track_cpu_cost and capacity.transcode_cpu_cost must be > 0")
+	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 || c.Capacity.CompositeCPUCost <= 0 {
+		bad("capacity.track_cpu_cost, transcode_cpu_cost and composite_cpu_cost must be > 0")
 	}
 	if c.Capacity.MaxJobs <= 0 {
 		bad("capacity.max_jobs must be > 0, got %d", c.Capacity.MaxJobs)

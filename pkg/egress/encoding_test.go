@@ -85,7 +85,8 @@ func TestInspectTranscoded(t *testing.T) {
 		code psrpc.ErrorCode
 		want string
 	}{
-		{"room composite valid is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", FileOutputs: file}), psrpc.Unimplemented, "room_composite"},
+		{"room composite speaker layout is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "speaker", FileOutputs: file}), psrpc.Unimplemented, "speaker"},
+		{"room composite custom template is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", CustomBaseUrl: "https://x", FileOutputs: file}), psrpc.Unimplemented, "custom_base_url"},
 		{"room composite without output", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r"}), psrpc.InvalidArgument, "no output"},
 		{"room composite odd width", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", FileOutputs: file,
 			Options: &livekit.RoomCompositeEgressRequest_Advanced{Advanced: &livekit.EncodingOptions{Width: 641, Height: 480}}}), psrpc.InvalidArgument, "width"},

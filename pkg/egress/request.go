@@ -61,6 +61,13 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q2, q2.GetAudioOnly()); err != nil {
 			return r, err
 		}
+		if q2.GetCustomBaseUrl() != "" {
+			return r, psrpc.NewErrorf(psrpc.Unimplemented, "custom_base_url needs a browser: web templates are %v; the native layouts grid, grid-light, grid-dark work", ErrUnimplemented)
+		}
+		if !compositeLayoutSupported(q2.GetLayout()) {
+			return r, psrpc.NewErrorf(psrpc.Unimplemented, "layout %q is %v; grid, grid-light and grid-dark work", q2.GetLayout(), ErrUnimplemented)
+		}
+		return r, fileOnlySupported(q2, q2.GetAudioOnly())
 	case *rpc.StartEgressRequest_Web:
 		r.Kind = KindWeb
 		if u, err := url.Parse(q.Web.GetUrl()); err != nil || (u.Scheme != "http" && u.Scheme != "https") {

@@ -32,7 +32,7 @@ func TestInspect(t *testing.T) {
 		{"gcp without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_Gcp{Gcp: &livekit.GCPUpload{}}}}}), psrpc.InvalidArgument, "gcp.bucket"},
 		{"alioss", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_AliOSS{AliOSS: &livekit.AliOSSUpload{Bucket: "b"}}}}}), psrpc.Unimplemented, "AliOSS"},
 		{"s3 without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{}}}}}), psrpc.InvalidArgument, "bucket"},
-		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r", FileOutputs: []*livekit.EncodedFileOutput{{}}}}}, psrpc.Unimplemented, "room_composite"},
+		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "single-speaker", FileOutputs: []*livekit.EncodedFileOutput{{}}}}}, psrpc.Unimplemented, "single-speaker"},
 		{"no source", &rpc.StartEgressRequest{EgressId: "EG_1"}, psrpc.InvalidArgument, "no source"},
 		{"no id", &rpc.StartEgressRequest{}, psrpc.InvalidArgument, "egress_id"},
 	}

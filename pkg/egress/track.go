@@ -39,6 +39,8 @@ func Run(ctx context.Context, env Env, r *Request) {
 	switch r.Kind {
 	case KindParticipant, KindTrackComposite:
 		err = rec.runTranscoded(ctx)
+	case KindRoomComposite:
+		err = rec.runRoomComposite(ctx)
 	default:
 		err = rec.run(ctx)
 	}
@@ -60,6 +62,8 @@ func fileOutput(raw *rpc.StartEgressRequest) *livekit.DirectFileOutput {
 		req = q.Participant
 	case *rpc.StartEgressRequest_TrackComposite:
 		req = q.TrackComposite
+	case *rpc.StartEgressRequest_RoomComposite:
+		req = q.RoomComposite
 	default:
 		return nil
 	}

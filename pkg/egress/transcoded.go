@@ -109,13 +109,7 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 }
 
 func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
-	container, ext := "mp4", ".mp4"
-	switch resolvedFileType(encodedFiles(sel.req)[0], sel.audioOnly) {
-	case livekit.EncodedFileType_OGG:
-		container, ext = "ogg", ".ogg"
-	case livekit.EncodedFileType_MP3:
-		container, ext = "mp3", ".mp3"
-	}
+	container, ext := containerOf(resolvedFileType(encodedFiles(sel.req)[0], sel.audioOnly))
 	if sel.audioOnly {
 		media.VideoMime = ""
 	}
@@ -124,16 +118,9 @@ func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Enc
 	if err := rec.placeOutput(); err != nil {
 		return nil, err
 	}
-	audioCodec := map[livekit.AudioCodec]string{livekit.AudioCodec_OPUS: "opus", livekit.AudioCodec_AC_MP3: "mp3"}[enc.AudioCodec]
-	if audioCodec == "" {
-		audioCodec = "aac"
-	}
 	plan := pipeline.TranscodePlan{AudioIn: media.Audio, Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
-		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), AudioCodec: audioCodec, AudioKbps: int(enc.AudioKbps),
-		AudioRate: int(enc.AudioFrequency), Container: container, Output: rec.workPath}
-	if enc.KeyFrameInterval > 0 {
-		plan.KeyframeEvery = int(enc.KeyFrameInterval * float64(enc.Framerate))
-	}
+		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc), AudioCodec: audioCodecName(enc.AudioCodec),
+		AudioKbps: int(enc.AudioKbps), AudioRate: int(enc.AudioFrequency), Container: container, Output: rec.workPath}
 	if media.VideoMime != "" {
 		c, err := codecOf(media.VideoMime)
 		if err != nil {

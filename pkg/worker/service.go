@@ -232,8 +232,11 @@ func (s *Service) Ready() bool {
 }
 
 func (s *Service) costOf(k egress.Kind) float64 {
-	if k == egress.KindParticipant || k == egress.KindTrackComposite {
+	switch k {
+	case egress.KindParticipant, egress.KindTrackComposite:
 		return s.conf.Capacity.TranscodeCPUCost
+	case egress.KindRoomComposite:
+		return s.conf.Capacity.CompositeCPUCost
 	}
 	return s.conf.Capacity.TrackCPUCost
 }

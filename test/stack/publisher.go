@@ -17,6 +17,9 @@ type Media struct {
 	Name    string
 	Codec   string // "h264" (640x360), "h264720", "vp8" or "opus"
 	Seconds int
+	// Color makes H.264 video one solid colour (an ffmpeg colour name); Hz sets the Opus tone (default 440).
+	Color string
+	Hz    int
 }
 
 // MakeMedia encodes m into dir and returns its path and frame duration.
@@ -29,7 +32,11 @@ func MakeMedia(t testing.TB, dir string, m Media) (string, time.Duration) {
 	switch m.Codec {
 	case "h264":
 		path = filepath.Join(dir, m.Name+".h264")
-		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", dur, "-c:v", "libx264", "-profile:v", "baseline",
+		src := "testsrc2=size=640x360:rate=30"
+		if m.Color != "" {
+			src = "color=c=" + m.Color + ":size=640x360:rate=30"
+		}
+		args = []string{"-f", "lavfi", "-i", src, "-t", dur, "-c:v", "libx264", "-profile:v", "baseline",
 			"-pix_fmt", "yuv420p", "-bf", "0", "-g", "30", "-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path}
 	case "h264720": // 1280x720 30 fps at ≈3 Mb/s, as the official benchmark's publishers
 		path = filepath.Join(dir, m.Name+".h264")
@@ -41,7 +48,11 @@ func MakeMedia(t testing.TB, dir string, m Media) (string, time.Duration) {
 	case "opus":
 		path = filepath.Join(dir, m.Name+".ogg")
 		frame = 20 * time.Millisecond
-		args = []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", dur, "-c:a", "libopus", "-b:a", "64k",
+		hz := m.Hz
+		if hz == 0 {
+			hz = 440
+		}
+		args = []string{"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000", hz), "-t", dur, "-c:a", "libopus", "-b:a", "64k",
 			"-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", path}
 	default:
 		t.Fatalf("unknown test codec %q", m.Codec)

@@ -1,0 +1,139 @@
+package egress
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	lkegress "github.com/livekit/protocol/egress"
+	"github.com/livekit/protocol/livekit"
+
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
+	"github.com/mediaworker/mediaworker/pkg/source"
+)
+
+// Grid backgrounds by layout variant (0xAARRGGBB).
+var backgrounds = map[string]uint32{"": 0xFF000000, "grid": 0xFF000000, "grid-dark": 0xFF1A1A1A, "grid-light": 0xFFF2F2F2}
+
+// compositeLayoutSupported says whether the layout can be composed natively today.
+func compositeLayoutSupported(layout string) bool {
+	_, ok := backgrounds[layout]
+	return ok
+}
+
+// runRoomComposite composes every participant's video in a grid and mixes all audio, natively
+// (no browser), into one file, until the room closes or the egress is stopped.
+func (rec *recording) runRoomComposite(ctx context.Context) error {
+	q := rec.req.Raw.GetRoomComposite()
+	enc, err := inspectEncoded(q, q.GetAudioOnly())
+	if err != nil {
+		return err
+	}
+	if err := rec.checkStorage(ctx); err != nil {
+		return err
+	}
+	container, ext := containerOf(resolvedFileType(encodedFiles(q)[0], q.GetAudioOnly()))
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
+	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{room_name}-{time}", ext)
+	if err := rec.placeOutput(); err != nil {
+		return err
+	}
+	comp, err := pipeline.NewComposer(pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
+		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc),
+		Background: backgrounds[q.GetLayout()], AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),
+		AudioRate: int(enc.AudioFrequency), AudioOnly: q.GetAudioOnly(), VideoOnly: q.GetVideoOnly(), Container: container, Output: rec.workPath})
+	if err != nil {
+		return err
+	}
+	conf := rec.env.Conf
+	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	if err != nil {
+		comp.Close()
+		return fmt.Errorf("build recorder token: %w", err)
+	}
+	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
+		Audio: !q.GetVideoOnly(), Video: !q.GetAudioOnly(),
+		OnTrack: func(id, kind, mime string) bool {
+			if kind == "audio" {
+				return comp.AddAudio(id) == nil
+			}
+			c, err := codecOf(mime)
+			if err == nil {
+				err = comp.AddVideo(id, string(c))
+			}
+			if err != nil {
+				rec.log.Warn("track left out of the composite", "track_id", id, "error", err)
+			}
+			return err == nil
+		},
+		OnFrame: func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
+		OnGone:  comp.Remove,
+	})
+	if err != nil {
+		comp.Close()
+		return err
+	}
+	defer room.Close()
+	defer rec.dropJournal()
+	// The canvas is recorded from the start, participants or not: the egress is ACTIVE now.
+	start := time.Now()
+	rec.counted(source.Frame{})
+	reason := rec.compose(ctx, room, start)
+	room.Close()
+	closeErr := comp.Close()
+	return rec.finish(ctx, reason, closeErr)
+}
+
+// compose waits for the end while keeping the journal and duration current.
+func (rec *recording) compose(ctx context.Context, room *source.Room, start time.Time) string {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			rec.lastPTS = time.Since(start)
+			if rec.overLimit() {
+				rec.limited = true
+				return livekit.EndReasonLimitReached
+			}
+			if int(rec.lastPTS.Seconds())%5 == 0 {
+				_ = rec.saveJournal()
+			}
+		case <-room.Done():
+			rec.lastPTS = time.Since(start)
+			return livekit.EndReasonSrcClosed + ": " + room.Reason()
+		case <-rec.env.Stop:
+			rec.lastPTS = time.Since(start)
+			rec.stopped = true
+			return livekit.EndReasonAPI
+		case <-ctx.Done():
+			return livekit.EndReasonFailure
+		}
+	}
+}
+
+// containerOf maps a file type to the transcoder's container and the file extension.
+func containerOf(t livekit.EncodedFileType) (string, string) {
+	switch t {
+	case livekit.EncodedFileType_OGG:
+		return "ogg", ".ogg"
+	case livekit.EncodedFileType_MP3:
+		return "mp3", ".mp3"
+	}
+	return "mp4", ".mp4"
+}
+
+func audioCodecName(c livekit.AudioCodec) string {
+	if n := strings.ToLower(strings.TrimPrefix(c.String(), "AC_")); n == "opus" || n == "mp3" {
+		return n
+	}
+	return "aac"
+}
+
+func keyframeEvery(e *Encoding) int {
+	if e.KeyFrameInterval > 0 {
+		return int(e.KeyFrameInterval * float64(e.Framerate))
+	}
+	return 0
+}

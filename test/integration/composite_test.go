@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"github.com/mediaworker/mediaworker/test/stack"
+)
+
+// pixels decodes the frame at sec scaled to 4x2 and returns its RGB values.
+func pixels(t *testing.T, path string, sec float64) [][3]int {
+	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64), "-i", path, "-frames:v", "1",
+		"-vf", "scale=4:2:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil || len(out) != 24 {
+		t.Fatalf("frame at %.1f s: %v", sec, err)
+	}
+	px := make([][3]int, 8)
+	for i := range px {
+		px[i] = [3]int{int(out[3*i]), int(out[3*i+1]), int(out[3*i+2])}
+	}
+	return px
+}
+
+// colorOf names a letterboxed tile's colour by its dominant channel.
+func colorOf(p [3]int) string {
+	switch {
+	case p[0] > 60 && p[0] > 3*p[1] && p[0] > 3*p[2]:
+		return "red"
+	case p[1] > 40 && p[1] > 3*p[0] && p[1] > 3*p[2]:
+		return "green"
+	}
+	return "other"
+}
+
+// TestRoomCompositeGrid composes two participants (solid red and green video, two tones) in a grid,
+// natively; one leaves mid-way and the survivor takes the canvas.
+func TestRoomCompositeGrid(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "grid-room")
+	s.Publish(t, "grid-room", "red", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	green := s.Publish(t, "grid-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
+	start := time.Now()
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "grid-room",
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "{room_name}"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	t.Logf("StartRoomCompositeEgress → ACTIVE in %s", time.Since(start))
+	time.Sleep(5 * time.Second)
+	green.Room.Disconnect()
+	leftAt := time.Since(start).Seconds()
+	time.Sleep(4 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
+	path := end.FileResults[0].Location
+	p := stack.FFprobe(t, path)
+	if len(p.Streams) != 2 || p.Streams[0].Width != 1280 || p.Streams[0].Height != 720 || p.Streams[0].CodecName != "h264" || p.Streams[1].CodecName != "aac" {
+		t.Fatalf("streams %+v", p.Streams)
+	}
+	if !near(p.Duration(), time.Since(start).Seconds(), 2) {
+		t.Fatalf("duration %.2f", p.Duration())
+	}
+	// Both tiles at 3 s, one on each side.
+	px := pixels(t, path, 3)
+	l, r := colorOf(px[4]), colorOf(px[7])
+	if !(l == "red" && r == "green") && !(l == "green" && r == "red") {
+		t.Fatalf("at 3 s want red and green side by side, got %v", px)
+	}
+	// After green left, red alone fills the canvas.
+	px = pixels(t, path, leftAt+2)
+	if colorOf(px[0]) != "red" || colorOf(px[3]) != "red" {
+		t.Fatalf("at %.1f s want red alone, got %v", leftAt+2, px)
+	}
+	if e := stack.DecodeErrors(t, path); e != "" {
+		t.Fatalf("decode: %s", e)
+	}
+}
