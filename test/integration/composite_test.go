@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"fmt"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	"github.com/mediaworker/mediaworker/test/stack"
 )
@@ -82,5 +84,46 @@ func TestRoomCompositeGrid(t *testing.T) {
 	}
 	if e := stack.DecodeErrors(t, path); e != "" {
 		t.Fatalf("decode: %s", e)
+	}
+}
+
+// TestAutoEgress creates a room with RoomEgress as the seed shows: livekit-server starts a room
+// composite when the room is created and a track egress for each published track; both record.
+func TestAutoEgress(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	rooms := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret)
+	if _, err := rooms.CreateRoom(ctx(t), &livekit.CreateRoomRequest{Name: "auto-room", Egress: &livekit.RoomEgress{
+		Room:   &livekit.RoomCompositeEgressRequest{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{room_name}-composite"}}},
+		Tracks: &livekit.AutoTrackEgress{Filepath: "auto/{track_id}"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Publish(t, "auto-room", "quinn", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	var started []*livekit.EgressInfo
+	stack.Eventually(t, 20*time.Second, "room composite and track egress started", func() bool {
+		started = s.Webhooks.Started()
+		return len(started) == 2
+	})
+	for _, e := range started {
+		waitEvent(t, s, e.EgressId, "egress_updated", 15*time.Second)
+	}
+	time.Sleep(3 * time.Second)
+	if _, err := rooms.DeleteRoom(ctx(t), &livekit.DeleteRoomRequest{Room: "auto-room"}); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, e := range started {
+		end := waitEvent(t, s, e.EgressId, "egress_ended", 30*time.Second)
+		if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || len(end.FileResults) != 1 {
+			t.Fatalf("%s: %s %q", e.EgressId, end.Status, end.Error)
+		}
+		if p := stack.FFprobe(t, end.FileResults[0].Location); p.Duration() < 2 {
+			t.Fatalf("%s: %.2f s", end.FileResults[0].Filename, p.Duration())
+		}
+		kinds[fmt.Sprintf("%T", end.Request)] = true
+	}
+	if !kinds["*livekit.EgressInfo_RoomComposite"] || !kinds["*livekit.EgressInfo_Track"] {
+		t.Fatalf("egress kinds %v", kinds)
 	}
 }

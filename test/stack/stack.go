@@ -113,3 +113,16 @@ func (w *Webhooks) ForEgress(id string) ([]*livekit.WebhookEvent, []error) {
 	}
 	return out, append([]error(nil), w.bad...)
 }
+
+// Started returns the infos of every egress_started webhook so far (egresses the server started).
+func (w *Webhooks) Started() []*livekit.EgressInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*livekit.EgressInfo
+	for _, e := range w.events {
+		if e.Event == "egress_started" && e.EgressInfo != nil {
+			out = append(out, e.EgressInfo)
+		}
+	}
+	return out
+}
