@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,12 +14,28 @@ import (
 	"github.com/mediaworker/mediaworker/pkg/source"
 )
 
-// Grid backgrounds by layout variant (0xAARRGGBB).
-var backgrounds = map[string]uint32{"": 0xFF000000, "grid": 0xFF000000, "grid-dark": 0xFF1A1A1A, "grid-light": 0xFFF2F2F2}
+// parseLayout splits a layout name ("grid", "speaker-light", "single-speaker-dark", "") into the
+// composer's layout and the background colour (0xAARRGGBB); ok is false for unknown names.
+func parseLayout(name string) (layout string, background uint32, ok bool) {
+	background = 0xFF000000
+	switch {
+	case strings.HasSuffix(name, "-light"):
+		name, background = strings.TrimSuffix(name, "-light"), 0xFFF2F2F2
+	case strings.HasSuffix(name, "-dark"):
+		name, background = strings.TrimSuffix(name, "-dark"), 0xFF1A1A1A
+	}
+	switch name {
+	case "", pipeline.LayoutGrid:
+		return pipeline.LayoutGrid, background, true
+	case pipeline.LayoutSpeaker, pipeline.LayoutSingleSpeaker:
+		return name, background, true
+	}
+	return "", 0, false
+}
 
-// compositeLayoutSupported says whether the layout can be composed natively today.
+// compositeLayoutSupported says whether the layout can be composed natively.
 func compositeLayoutSupported(layout string) bool {
-	_, ok := backgrounds[layout]
+	_, _, ok := parseLayout(layout)
 	return ok
 }
 
@@ -39,9 +56,10 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	if err := rec.placeOutput(); err != nil {
 		return err
 	}
+	layout, background, _ := parseLayout(q.GetLayout())
 	comp, err := pipeline.NewComposer(pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
 		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc),
-		Background: backgrounds[q.GetLayout()], AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),
+		Layout: layout, Background: background, AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),
 		AudioRate: int(enc.AudioFrequency), AudioOnly: q.GetAudioOnly(), VideoOnly: q.GetVideoOnly(), Container: container, Output: rec.workPath})
 	if err != nil {
 		return err
@@ -67,8 +85,25 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 			}
 			return err == nil
 		},
-		OnFrame: func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
-		OnGone:  comp.Remove,
+		OnFrame:   func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
+		OnGone:    comp.Remove,
+		OnMute:    comp.SetMuted,
+		OnSpeaker: comp.SetSpeaker,
+		OnOwnMetadata: func(md string) {
+			// UpdateLayout: livekit-server sets the recorder's metadata to {"layout": "…"}.
+			var m struct {
+				Layout string `json:"layout"`
+			}
+			if json.Unmarshal([]byte(md), &m) != nil || m.Layout == "" {
+				return
+			}
+			if l, _, ok := parseLayout(m.Layout); ok {
+				rec.log.Info("layout updated", "layout", m.Layout)
+				comp.SetLayout(l)
+			} else {
+				rec.log.Warn("UpdateLayout to an unknown layout ignored", "layout", m.Layout)
+			}
+		},
 	})
 	if err != nil {
 		comp.Close()

@@ -85,7 +85,7 @@ func TestInspectTranscoded(t *testing.T) {
 		code psrpc.ErrorCode
 		want string
 	}{
-		{"room composite speaker layout is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "speaker", FileOutputs: file}), psrpc.Unimplemented, "speaker"},
+		{"room composite unknown layout is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "carousel", FileOutputs: file}), psrpc.Unimplemented, "carousel"},
 		{"room composite custom template is unimplemented", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", CustomBaseUrl: "https://x", FileOutputs: file}), psrpc.Unimplemented, "custom_base_url"},
 		{"room composite without output", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r"}), psrpc.InvalidArgument, "no output"},
 		{"room composite odd width", rc(&livekit.RoomCompositeEgressRequest{RoomName: "r", FileOutputs: file,

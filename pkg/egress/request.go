@@ -65,7 +65,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 			return r, psrpc.NewErrorf(psrpc.Unimplemented, "custom_base_url needs a browser: web templates are %v; the native layouts grid, grid-light, grid-dark work", ErrUnimplemented)
 		}
 		if !compositeLayoutSupported(q2.GetLayout()) {
-			return r, psrpc.NewErrorf(psrpc.Unimplemented, "layout %q is %v; grid, grid-light and grid-dark work", q2.GetLayout(), ErrUnimplemented)
+			return r, psrpc.NewErrorf(psrpc.Unimplemented, "layout %q is %v; grid, speaker and single-speaker (each with -light or -dark) work", q2.GetLayout(), ErrUnimplemented)
 		}
 		return r, fileOnlySupported(q2, q2.GetAudioOnly())
 	case *rpc.StartEgressRequest_Web:

@@ -32,7 +32,7 @@ func TestInspect(t *testing.T) {
 		{"gcp without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_Gcp{Gcp: &livekit.GCPUpload{}}}}}), psrpc.InvalidArgument, "gcp.bucket"},
 		{"alioss", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_AliOSS{AliOSS: &livekit.AliOSSUpload{Bucket: "b"}}}}}), psrpc.Unimplemented, "AliOSS"},
 		{"s3 without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{}}}}}), psrpc.InvalidArgument, "bucket"},
-		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "single-speaker", FileOutputs: []*livekit.EncodedFileOutput{{}}}}}, psrpc.Unimplemented, "single-speaker"},
+		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "mosaic", FileOutputs: []*livekit.EncodedFileOutput{{}}}}}, psrpc.Unimplemented, "mosaic"},
 		{"no source", &rpc.StartEgressRequest{EgressId: "EG_1"}, psrpc.InvalidArgument, "no source"},
 		{"no id", &rpc.StartEgressRequest{}, psrpc.InvalidArgument, "egress_id"},
 	}
@@ -84,5 +84,22 @@ func TestInspectParticipant(t *testing.T) {
 	var pe psrpc.Error
 	if !errors.As(err, &pe) || pe.Code() != psrpc.Unimplemented {
 		t.Fatalf("stream output: %v", err)
+	}
+}
+
+func TestParseLayout(t *testing.T) {
+	tests := []struct {
+		in, layout string
+		bg         uint32
+		ok         bool
+	}{
+		{"", "grid", 0xFF000000, true}, {"grid-light", "grid", 0xFFF2F2F2, true}, {"speaker-dark", "speaker", 0xFF1A1A1A, true},
+		{"single-speaker", "single-speaker", 0xFF000000, true}, {"carousel", "", 0, false},
+	}
+	for _, tc := range tests {
+		l, bg, ok := parseLayout(tc.in)
+		if l != tc.layout || bg != tc.bg || ok != tc.ok {
+			t.Errorf("parseLayout(%q) = %q %x %v", tc.in, l, bg, ok)
+		}
 	}
 }

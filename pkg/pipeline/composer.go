@@ -24,6 +24,7 @@ type ComposePlan struct {
 	AudioOnly, VideoOnly     bool
 	Container                string // "mp4" (fragmented), "ogg" or "mp3"
 	Output                   string
+	Layout                   string // LayoutGrid (default), LayoutSpeaker or LayoutSingleSpeaker
 }
 
 // Composer mixes inputs that come and go while it runs.
@@ -41,16 +42,26 @@ type Composer struct {
 	comp *gst.Element
 	amix *gst.Element
 
-	mu     sync.Mutex // guards inputs, order
-	inputs map[string]*input
-	order  []string // video inputs in tile order
+	mu      sync.Mutex // guards inputs, order, layout, speaker
+	inputs  map[string]*input
+	order   []string // video inputs in tile order
+	layout  string   // "grid" (default), "speaker" or "single-speaker"
+	speaker string   // video input of the active speaker, "" = the first
 }
+
+// Layouts the composer draws.
+const (
+	LayoutGrid          = "grid"
+	LayoutSpeaker       = "speaker"
+	LayoutSingleSpeaker = "single-speaker"
+)
 
 type input struct {
 	bin   *gst.Bin
 	src   *app.Source
 	pad   *gst.Pad // compositor or audiomixer request pad
 	video bool
+	muted bool
 }
 
 // NewComposer starts the composite with only its background.
@@ -82,7 +93,7 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}}
+	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}, layout: plan.Layout}
 	if !plan.AudioOnly {
 		c.comp, _ = g.pipeline.GetElementByName("comp")
 	}
@@ -195,21 +206,96 @@ func (c *Composer) Remove(id string) {
 	_ = c.g.pipeline.Remove(in.bin.Element)
 }
 
-// layoutLocked tiles the video inputs in a grid, in the order they joined.
-func (c *Composer) layoutLocked() {
-	n := len(c.order)
-	if n == 0 {
-		return
+// SetLayout switches the layout while recording (UpdateLayout); unknown names keep the grid.
+func (c *Composer) SetLayout(layout string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.layout = layout
+	c.layoutLocked()
+}
+
+// SetSpeaker marks the active speaker's video input (speaker layouts put it large).
+func (c *Composer) SetSpeaker(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.speaker != id {
+		c.speaker = id
+		c.layoutLocked()
 	}
-	cols := int(math.Ceil(math.Sqrt(float64(n))))
-	rows := (n + cols - 1) / cols
-	w, h := c.plan.Width/cols, c.plan.Height/rows
-	for i, id := range c.order {
-		p := c.inputs[id].pad
-		p.SetArg("xpos", strconv.Itoa((i%cols)*w))
-		p.SetArg("ypos", strconv.Itoa((i/cols)*h))
-		p.SetArg("width", strconv.Itoa(w))
-		p.SetArg("height", strconv.Itoa(h))
+}
+
+// SetMuted shows a muted video input as an empty (background) tile.
+func (c *Composer) SetMuted(id string, muted bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in := c.inputs[id]; in != nil && in.video {
+		in.muted = muted
+		c.layoutLocked()
+	}
+}
+
+// tile is one input's place on the canvas.
+type tile struct{ x, y, w, h int }
+
+// layoutTiles places video inputs (in join order) on a W×H canvas; inputs without a tile are hidden.
+func layoutTiles(layout string, order []string, speaker string, W, H int) map[string]tile {
+	place := map[string]tile{}
+	if len(order) == 0 {
+		return place
+	}
+	main := order[0]
+	for _, id := range order {
+		if id == speaker {
+			main = id
+		}
+	}
+	var others []string
+	for _, id := range order {
+		if id != main {
+			others = append(others, id)
+		}
+	}
+	switch {
+	case layout == LayoutSingleSpeaker || (layout == LayoutSpeaker && len(others) == 0):
+		place[main] = tile{0, 0, W, H}
+	case layout == LayoutSpeaker:
+		stripW := W / 4
+		place[main] = tile{0, 0, W - stripW, H}
+		h := min(H/len(others), stripW*9/16)
+		for i, id := range others {
+			place[id] = tile{W - stripW, i * h, stripW, h}
+		}
+	default:
+		n := len(order)
+		cols := int(math.Ceil(math.Sqrt(float64(n))))
+		rows := (n + cols - 1) / cols
+		w, h := W/cols, H/rows
+		for i, id := range order {
+			place[id] = tile{(i % cols) * w, (i / cols) * h, w, h}
+		}
+	}
+	return place
+}
+
+// layoutLocked places every video input per the layout: grid tiles all in join order; speaker puts
+// the active speaker (else the first) large on the left and the others in a strip on the right;
+// single-speaker shows the speaker alone.
+func (c *Composer) layoutLocked() {
+	place := layoutTiles(c.layout, c.order, c.speaker, c.plan.Width, c.plan.Height)
+	for _, id := range c.order {
+		in := c.inputs[id]
+		t, shown := place[id]
+		alpha := "1"
+		if !shown || in.muted {
+			alpha = "0"
+		}
+		in.pad.SetArg("alpha", alpha)
+		if shown {
+			in.pad.SetArg("xpos", strconv.Itoa(t.x))
+			in.pad.SetArg("ypos", strconv.Itoa(t.y))
+			in.pad.SetArg("width", strconv.Itoa(t.w))
+			in.pad.SetArg("height", strconv.Itoa(t.h))
+		}
 	}
 }
 

@@ -86,3 +86,29 @@ func TestComposerGrid(t *testing.T) {
 		t.Fatalf("at 3.5 s want red everywhere, got %v", px)
 	}
 }
+
+func TestLayoutTiles(t *testing.T) {
+	order := []string{"a", "b", "c"}
+	tests := []struct {
+		name, layout, speaker string
+		want                  map[string]tile
+	}{
+		{"grid of three is 2x2", LayoutGrid, "", map[string]tile{"a": {0, 0, 640, 360}, "b": {640, 0, 640, 360}, "c": {0, 360, 640, 360}}},
+		{"speaker large, others in a strip", LayoutSpeaker, "b", map[string]tile{"b": {0, 0, 960, 720}, "a": {960, 0, 320, 180}, "c": {960, 180, 320, 180}}},
+		{"single speaker alone", LayoutSingleSpeaker, "c", map[string]tile{"c": {0, 0, 1280, 720}}},
+		{"no speaker yet: the first", LayoutSingleSpeaker, "", map[string]tile{"a": {0, 0, 1280, 720}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := layoutTiles(tc.layout, order, tc.speaker, 1280, 720)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v", got)
+			}
+			for id, w := range tc.want {
+				if got[id] != w {
+					t.Fatalf("%s: got %v want %v", id, got[id], w)
+				}
+			}
+		})
+	}
+}

@@ -25,6 +25,12 @@ type RoomParams struct {
 	OnFrame func(id string, f Frame)
 	// OnGone says a track stopped (unpublished, unsubscribed, or its publisher left).
 	OnGone func(id string)
+	// OnMute reports a track muted or unmuted.
+	OnMute func(id string, muted bool)
+	// OnSpeaker reports the video track of the loudest active speaker.
+	OnSpeaker func(videoTrackID string)
+	// OnOwnMetadata reports the recorder's own metadata: livekit-server's UpdateLayout sets it to {"layout": …}.
+	OnOwnMetadata func(metadata string)
 }
 
 // Room receives every participant's camera, screen share and microphone, as they come and go.
@@ -61,6 +67,29 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 			r.gone(id)
 		}()
 	}
+	mute := func(muted bool) func(lksdk.TrackPublication, lksdk.Participant) {
+		return func(pub lksdk.TrackPublication, _ lksdk.Participant) { p.OnMute(pub.SID(), muted) }
+	}
+	cb.OnTrackMuted, cb.OnTrackUnmuted = mute(true), mute(false)
+	cb.OnMetadataChanged = func(_ string, who lksdk.Participant) {
+		if lp, ok := who.(*lksdk.LocalParticipant); ok {
+			p.OnOwnMetadata(lp.Metadata())
+		}
+	}
+	cb.OnActiveSpeakersChanged = func(speakers []lksdk.Participant) {
+		for _, sp := range speakers {
+			rp, ok := sp.(*lksdk.RemoteParticipant)
+			if !ok {
+				continue
+			}
+			for _, tp := range rp.TrackPublications() {
+				if tp.Kind() == lksdk.TrackKindVideo && r.isActive(tp.SID()) {
+					p.OnSpeaker(tp.SID())
+					return
+				}
+			}
+		}
+	}
 	cb.OnTrackUnsubscribed = func(_ *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		r.gone(pub.SID())
 	}
@@ -79,6 +108,12 @@ func (r *Room) wanted(kind string, src livekit.TrackSource) bool {
 		return r.p.Audio
 	}
 	return r.p.Video && src != livekit.TrackSource_SCREEN_SHARE_AUDIO && !strings.EqualFold(kind, "data")
+}
+
+func (r *Room) isActive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active[id]
 }
 
 func (r *Room) gone(id string) {

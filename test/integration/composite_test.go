@@ -127,3 +127,48 @@ func TestAutoEgress(t *testing.T) {
 		t.Fatalf("egress kinds %v", kinds)
 	}
 }
+
+// TestRoomCompositeLayoutAndMute switches the layout with UpdateLayout while recording and shows a
+// muted camera as an empty tile.
+func TestRoomCompositeLayoutAndMute(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "layout-room")
+	s.Publish(t, "layout-room", "red", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 30})
+	green := s.Publish(t, "layout-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 30})
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "layout-room", VideoOnly: true,
+		FileOutputs: []*livekit.EncodedFileOutput{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	start := time.Now()
+	time.Sleep(3 * time.Second)
+	if _, err := s.Egress().UpdateLayout(ctx(t), &livekit.UpdateLayoutRequest{EgressId: info.EgressId, Layout: "single-speaker"}); err != nil {
+		t.Fatalf("UpdateLayout: %v", err)
+	}
+	single := time.Since(start).Seconds()
+	time.Sleep(3 * time.Second)
+	if _, err := s.Egress().UpdateLayout(ctx(t), &livekit.UpdateLayoutRequest{EgressId: info.EgressId, Layout: "grid"}); err != nil {
+		t.Fatal(err)
+	}
+	green.Pubs["cam"].SetMuted(true)
+	muted := time.Since(start).Seconds()
+	time.Sleep(3 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	if px := pixels(t, path, 1.5); colorOf(px[4]) == colorOf(px[7]) {
+		t.Fatalf("grid at 1.5 s should show two colours, got %v", px)
+	}
+	if px := pixels(t, path, single+1.5); colorOf(px[0]) == "other" || colorOf(px[0]) != colorOf(px[3]) {
+		t.Fatalf("single-speaker at %.1f s should show one participant full frame, got %v", single+1.5, px)
+	}
+	px := pixels(t, path, muted+1.5)
+	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
+	if !(colorOf(px[4]) == "red" && dark(px[7])) && !(dark(px[4]) && colorOf(px[7]) == "red") {
+		t.Fatalf("with green muted at %.1f s want red beside an empty tile, got %v", muted+1.5, px)
+	}
+}

@@ -45,7 +45,7 @@ func TestBadRequests(t *testing.T) {
 	t.Run("a layout not built yet is unimplemented, at once", func(t *testing.T) {
 		start := time.Now()
 		_, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{
-			RoomName: "bad-room", Layout: "speaker", FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "x.mp4"}},
+			RoomName: "bad-room", Layout: "mosaic", FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "x.mp4"}},
 		})
 		var te twirp.Error
 		if !errors.As(err, &te) || te.Code() != twirp.Unimplemented || !strings.Contains(te.Msg(), "not implemented") {
