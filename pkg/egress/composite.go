@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	lkegress "github.com/livekit/protocol/egress"
@@ -64,6 +65,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mix := &mixer{mode: q.GetAudioMixing()}
 	conf := rec.env.Conf
 	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
 	if err != nil {
@@ -72,9 +74,9 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	}
 	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
 		Audio: !q.GetVideoOnly(), Video: !q.GetAudioOnly(),
-		OnTrack: func(id, kind, mime string) bool {
+		OnTrack: func(id, kind, mime string, agent bool) bool {
 			if kind == "audio" {
-				return comp.AddAudio(id) == nil
+				return comp.AddAudio(id, mix.pan(agent)) == nil
 			}
 			c, err := codecOf(mime)
 			if err == nil {
@@ -169,6 +171,34 @@ func audioCodecName(c livekit.AudioCodec) string {
 func keyframeEvery(e *Encoding) int {
 	if e.KeyFrameInterval > 0 {
 		return int(e.KeyFrameInterval * float64(e.Framerate))
+	}
+	return 0
+}
+
+// mixer places each audio track in the stereo field per audio_mixing: DEFAULT_MIXING centres all;
+// DUAL_CHANNEL_AGENT puts agents left and everyone else right; DUAL_CHANNEL_ALTERNATE alternates
+// left and right in the order tracks arrive.
+type mixer struct {
+	mode livekit.AudioMixing
+	mu   sync.Mutex // guards n
+	n    int        // tracks placed so far (ALTERNATE)
+}
+
+func (m *mixer) pan(agent bool) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.mode {
+	case livekit.AudioMixing_DUAL_CHANNEL_AGENT:
+		if agent {
+			return -1
+		}
+		return 1
+	case livekit.AudioMixing_DUAL_CHANNEL_ALTERNATE:
+		m.n++
+		if m.n%2 == 1 {
+			return -1
+		}
+		return 1
 	}
 	return 0
 }

@@ -127,15 +127,15 @@ func (c *Composer) AddVideo(id, codec string) error {
 	return nil
 }
 
-// AddAudio adds an Opus input to the mix.
-func (c *Composer) AddAudio(id string) error {
+// AddAudio adds an Opus input to the mix at pan (-1 left only, 0 both channels, 1 right only).
+func (c *Composer) AddAudio(id string, pan float64) error {
 	if c.amix == nil {
 		return nil
 	}
-	in, err := c.addBranch(c.amix, `appsrc name=src format=time is-live=true do-timestamp=true
+	in, err := c.addBranch(c.amix, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=true
 		caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
-		! queue max-size-time=1000000000 ! opusdec plc=true ! audioconvert ! audioresample
-		! capsfilter caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"`)
+		! queue max-size-time=1000000000 ! opusdec plc=true ! audioconvert ! audiopanorama method=simple panorama=%.1f
+		! audioconvert ! audioresample ! capsfilter caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"`, pan))
 	if err != nil {
 		return err
 	}

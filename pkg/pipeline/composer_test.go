@@ -52,7 +52,7 @@ func TestComposerGrid(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.AddAudio("tone"); err != nil {
+	if err := c.AddAudio("tone", 0); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -18,9 +18,9 @@ type RoomParams struct {
 	Log          *slog.Logger
 	// Audio and Video choose which kinds to receive.
 	Audio, Video bool
-	// OnTrack announces a new track (kind "audio" or "video", codec mime) before its first frame;
-	// returning false skips it.
-	OnTrack func(id, kind, mime string) bool
+	// OnTrack announces a new track (kind "audio" or "video", codec mime, whether its publisher is
+	// an agent) before its first frame; returning false skips it.
+	OnTrack func(id, kind, mime string, agent bool) bool
 	// OnFrame receives each track's frames, from one goroutine per track.
 	OnFrame func(id string, f Frame)
 	// OnGone says a track stopped (unpublished, unsubscribed, or its publisher left).
@@ -55,7 +55,7 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 			return
 		}
 		id := pub.SID()
-		if !p.OnTrack(id, kind, tr.Codec().MimeType) {
+		if !p.OnTrack(id, kind, tr.Codec().MimeType, rp.Kind() == lksdk.ParticipantAgent) {
 			return
 		}
 		r.mu.Lock()

@@ -172,3 +172,50 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 		t.Fatalf("with green muted at %.1f s want red beside an empty tile, got %v", muted+1.5, px)
 	}
 }
+
+// TestRoomCompositeDualChannel records an audio-only composite with DUAL_CHANNEL_ALTERNATE: the two
+// participants' tones (440 and 880 Hz) land in different channels of the OGG/Opus file.
+func TestRoomCompositeDualChannel(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "dual-room")
+	s.Publish(t, "dual-room", "low", stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
+	s.Publish(t, "dual-room", "high", stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "dual-room", AudioOnly: true,
+		AudioMixing: livekit.AudioMixing_DUAL_CHANNEL_ALTERNATE, FileOutputs: []*livekit.EncodedFileOutput{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(4 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	if p := stack.FFprobe(t, path); len(p.Streams) != 1 || p.Streams[0].CodecName != "opus" {
+		t.Fatalf("want one opus stream (OGG), got %+v", p.Streams)
+	}
+	pcm, err := exec.Command("ffmpeg", "-v", "error", "-ss", "2", "-t", "1", "-i", path, "-f", "s16le", "-ac", "2", "-ar", "48000", "-").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, right := crossings(pcm, 0), crossings(pcm, 1)
+	isTone := func(n, hz int) bool { return n > 2*hz*90/100 && n < 2*hz*110/100 }
+	if !(isTone(left, 440) && isTone(right, 880)) && !(isTone(left, 880) && isTone(right, 440)) {
+		t.Fatalf("zero crossings per second: left %d, right %d; want 880 and 1760 (440 and 880 Hz) in different channels", left, right)
+	}
+}
+
+// crossings counts sign changes of one channel of S16LE stereo.
+func crossings(pcm []byte, ch int) int {
+	n, prev := 0, int16(0)
+	for i := ch * 2; i+2 <= len(pcm); i += 4 {
+		v := int16(uint16(pcm[i]) | uint16(pcm[i+1])<<8)
+		if (v >= 0) != (prev >= 0) {
+			n++
+		}
+		prev = v
+	}
+	return n
+}
