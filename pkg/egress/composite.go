@@ -43,7 +43,7 @@ func compositeLayoutSupported(layout string) bool {
 // runRoomComposite composes every participant's video in a grid and mixes all audio, natively
 // (no browser), into one file, until the room closes or the egress is stopped.
 func (rec *recording) runRoomComposite(ctx context.Context) error {
-	q := rec.req.Raw.GetRoomComposite()
+	q := rec.req.Job.GetRoomComposite()
 	enc, err := inspectEncoded(q, q.GetAudioOnly())
 	if err != nil {
 		return err

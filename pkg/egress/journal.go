@@ -100,7 +100,7 @@ func Recover(ctx context.Context, conf *config.Config, log *slog.Logger, egressI
 		return nil, err
 	}
 	rec := &recording{env: Env{Conf: conf, Log: log}, req: r, info: NewInfo(r, time.Unix(0, j.StartedAt)),
-		file: fileOutput(raw), log: log, workPath: j.WorkPath, storeKey: j.StoreKey,
+		file: fileOutput(r.Job), log: log, workPath: j.WorkPath, storeKey: j.StoreKey,
 		firstAt: time.Unix(0, j.StartedAt), lastPTS: time.Duration(j.MediaNS)}
 	cause := errors.New("the job process was killed mid-recording; a restarted worker stored what was recorded (see file_results)")
 	if rec.dest, err = resolveStorage(ctx, conf, rec.file); err == nil {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	lkegress "github.com/livekit/protocol/egress"
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
@@ -35,7 +36,10 @@ var ErrUnimplemented = errors.New("not implemented by mediaworker yet")
 type Request struct {
 	Kind     Kind
 	RoomName string
-	Raw      *rpc.StartEgressRequest
+	// Raw is the request as the server sent it (reported back in every EgressInfo).
+	Raw *rpc.StartEgressRequest
+	// Job is what runs: Raw, or for the unified StartEgress the v1 request it maps onto.
+	Job *rpc.StartEgressRequest
 }
 
 // Inspect validates req and returns what it asks for. Errors are psrpc errors whose code reaches the API caller:
@@ -44,7 +48,18 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 	if req.GetEgressId() == "" {
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress_id is empty")
 	}
-	r := &Request{Raw: req}
+	if v2 := req.GetEgress(); v2 != nil {
+		job, err := fromV2(req.EgressId, req.RoomId, v2)
+		if err != nil {
+			return &Request{Kind: KindV2, RoomName: v2.GetRoomName(), Raw: req}, err
+		}
+		r, err := Inspect(job)
+		if r != nil {
+			r.Raw = req
+		}
+		return r, err
+	}
+	r := &Request{Raw: req, Job: req}
 	switch q := req.Request.(type) {
 	case *rpc.StartEgressRequest_Track:
 		r.Kind, r.RoomName = KindTrack, q.Track.GetRoomName()
@@ -101,8 +116,6 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 			return r, err
 		}
 		return r, fileOnlySupported(q2, q2.GetVideoTrackId() == "")
-	case *rpc.StartEgressRequest_Egress:
-		r.Kind, r.RoomName = KindV2, q.Egress.GetRoomName()
 	case *rpc.StartEgressRequest_Replay:
 		r.Kind = KindReplay
 	default:
@@ -188,15 +201,23 @@ func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
 		}
 		info.Request = &livekit.EgressInfo_Track{Track: q.Track}
 	case *rpc.StartEgressRequest_RoomComposite:
+		lkegress.RedactEncodedOutputs(q.RoomComposite)
 		info.Request = &livekit.EgressInfo_RoomComposite{RoomComposite: q.RoomComposite}
 	case *rpc.StartEgressRequest_Web:
+		lkegress.RedactEncodedOutputs(q.Web)
 		info.SourceType = livekit.EgressSourceType_EGRESS_SOURCE_TYPE_WEB
 		info.Request = &livekit.EgressInfo_Web{Web: q.Web}
 	case *rpc.StartEgressRequest_Participant:
+		lkegress.RedactEncodedOutputs(q.Participant)
 		info.Request = &livekit.EgressInfo_Participant{Participant: q.Participant}
 	case *rpc.StartEgressRequest_TrackComposite:
+		lkegress.RedactEncodedOutputs(q.TrackComposite)
 		info.Request = &livekit.EgressInfo_TrackComposite{TrackComposite: q.TrackComposite}
 	case *rpc.StartEgressRequest_Egress:
+		lkegress.RedactStartEgressRequest(q.Egress)
+		if q.Egress.GetTemplate() == nil && q.Egress.GetWeb() == nil {
+			info.SourceType = livekit.EgressSourceType_EGRESS_SOURCE_TYPE_SDK
+		}
 		info.Request = &livekit.EgressInfo_Egress{Egress: q.Egress}
 	}
 	return info

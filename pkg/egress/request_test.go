@@ -103,3 +103,61 @@ func TestParseLayout(t *testing.T) {
 		}
 	}
 }
+
+func TestNewInfoRedactsEncodedOutputs(t *testing.T) {
+	req := &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_Participant{Participant: &livekit.ParticipantEgressRequest{
+		RoomName: "r", Identity: "a", FileOutputs: []*livekit.EncodedFileOutput{{Output: &livekit.EncodedFileOutput_S3{S3: &livekit.S3Upload{Bucket: "b", AccessKey: "AKIA", Secret: "shh"}}}}}}}
+	r, err := Inspect(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := NewInfo(r, time.Now()).GetParticipant().GetFileOutputs()[0].GetS3()
+	if s3.Secret == "shh" || s3.AccessKey == "AKIA" {
+		t.Fatalf("not redacted: %v", s3)
+	}
+}
+
+func TestV2Mapping(t *testing.T) {
+	s3 := &livekit.StorageConfig{Provider: &livekit.StorageConfig_S3{S3: &livekit.S3Upload{Bucket: "b", AccessKey: "k", Secret: "s"}}}
+	file := []*livekit.Output{{Config: &livekit.Output_File{File: &livekit.FileOutput{Filepath: "x"}}}}
+	v2 := func(q *livekit.StartEgressRequest) *rpc.StartEgressRequest {
+		q.RoomName, q.Outputs, q.Storage = "r", file, s3
+		return &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_Egress{Egress: q}}
+	}
+	tests := []struct {
+		name string
+		req  *rpc.StartEgressRequest
+		kind Kind
+		code psrpc.ErrorCode
+	}{
+		{"template is a room composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Template{Template: &livekit.TemplateSource{Layout: "speaker"}}}), KindRoomComposite, ""},
+		{"participant video", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a"}}}}}), KindParticipant, ""},
+		{"video and audio track ids", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_VideoTrackId{VideoTrackId: "TR_v"}, Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}}}}}}}), KindTrackComposite, ""},
+		{"left channel route", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}, Channel: livekit.AudioChannel_AUDIO_CHANNEL_LEFT}}}}}}), KindV2, psrpc.Unimplemented},
+		{"no source", v2(&livekit.StartEgressRequest{}), KindV2, psrpc.InvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Inspect(tc.req)
+			if tc.code != "" {
+				var pe psrpc.Error
+				if !errors.As(err, &pe) || pe.Code() != tc.code {
+					t.Fatalf("want %s, got %v", tc.code, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Kind != tc.kind || r.Raw != tc.req || fileOutput(r.Job).GetS3().GetBucket() != "b" {
+				t.Fatalf("kind %s, job %v", r.Kind, r.Job)
+			}
+			if NewInfo(r, time.Now()).GetEgress().GetStorage().GetS3().GetSecret() == "s" {
+				t.Fatal("v2 storage secret not redacted")
+			}
+		})
+	}
+}

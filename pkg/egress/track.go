@@ -34,7 +34,7 @@ type Env struct {
 // one track without transcoding (Opus → Ogg, H.264 → fragmented MP4, VP8/VP9 → WebM); participant
 // egress transcodes a participant's camera and microphone to MP4. The file is then stored.
 func Run(ctx context.Context, env Env, r *Request) {
-	rec := &recording{env: env, req: r, info: NewInfo(r, time.Now()), file: fileOutput(r.Raw), log: env.Log}
+	rec := &recording{env: env, req: r, info: NewInfo(r, time.Now()), file: fileOutput(r.Job), log: env.Log}
 	var err error
 	switch r.Kind {
 	case KindParticipant, KindTrackComposite:
@@ -127,7 +127,7 @@ func (rec *recording) run(ctx context.Context) error {
 	}()
 	muted := make(chan bool, 16)
 	rec.track, err = source.SubscribeTrack(subCtx, source.TrackParams{
-		WsURL: conf.WsURL, Token: token, TrackID: rec.req.Raw.GetTrack().GetTrackId(),
+		WsURL: conf.WsURL, Token: token, TrackID: rec.req.Job.GetTrack().GetTrackId(),
 		Wait: conf.Timeouts.TrackWait, Log: rec.log, OnFrame: func(f source.Frame) { frames <- f },
 		OnMute: func(m bool) {
 			select {
@@ -149,7 +149,7 @@ func (rec *recording) run(ctx context.Context) error {
 	defer rec.track.Close()
 	ti := rec.track.Info()
 	rec.log = rec.log.With("track_id", ti.TrackID, "mime", ti.MimeType, "publisher", ti.PublisherIdentity)
-	if u := rec.req.Raw.GetTrack().GetWebsocketUrl(); u != "" {
+	if u := rec.req.Job.GetTrack().GetWebsocketUrl(); u != "" {
 		return rec.runWebSocket(ctx, frames, muted, u)
 	}
 	w, f, err := rec.open(ti)

@@ -54,7 +54,7 @@ func selectionOf(raw *rpc.StartEgressRequest) selection {
 // share a timeline set by when each track's first frame arrived, so a track that starts late
 // starts late in the file.
 func (rec *recording) runTranscoded(ctx context.Context) error {
-	sel := selectionOf(rec.req.Raw)
+	sel := selectionOf(rec.req.Job)
 	enc, err := inspectEncoded(sel.req, sel.audioOnly)
 	if err != nil {
 		return err

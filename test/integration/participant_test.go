@@ -9,6 +9,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/mediaworker/mediaworker/test/stack"
+	"github.com/mediaworker/mediaworker/test/storagetest"
 )
 
 // TestParticipantEgress transcodes a participant's camera (640x360 H.264) and microphone (Opus) to
@@ -100,5 +101,44 @@ func TestTrackCompositeEgress(t *testing.T) {
 				t.Fatalf("decode: %s", e)
 			}
 		})
+	}
+}
+
+// TestStartEgressV2 uses the unified StartEgress with a MediaSource (a participant's video and
+// their audio) and request-level S3 storage (MinIO): it runs as a participant egress.
+func TestStartEgressV2(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	minio := storagetest.StartMinIO(t)
+	minio.CreateBucket(t, "v2-bucket")
+	s.CreateRoom(t, "v2-room")
+	s.Publish(t, "v2-room", "rita", stack.Media{Name: "cam", Codec: "h264", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	info, err := s.StartEgressV2(ctx(t), &livekit.StartEgressRequest{RoomName: "v2-room",
+		Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "rita"}},
+			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_ParticipantIdentity{ParticipantIdentity: "rita"}}}}}},
+		Encoding: &livekit.StartEgressRequest_Preset{Preset: livekit.EncodingOptionsPreset_H264_720P_30},
+		Outputs:  []*livekit.Output{{Config: &livekit.Output_File{File: &livekit.FileOutput{Filepath: "v2/{publisher_identity}"}}}},
+		Storage: &livekit.StorageConfig{Provider: &livekit.StorageConfig_S3{S3: &livekit.S3Upload{AccessKey: minio.AccessKey, Secret: minio.Secret,
+			Endpoint: minio.Endpoint, Bucket: "v2-bucket", ForcePathStyle: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || end.GetEgress() == nil {
+		t.Fatalf("%s %q, request %T", end.Status, end.Error, end.Request)
+	}
+	if strings.Contains(end.String(), minio.Secret) {
+		t.Fatal("storage secret reported back")
+	}
+	p := stack.FFprobe(t, minio.Get(t, "v2-bucket", "v2/rita.mp4", t.TempDir()))
+	if len(p.Streams) != 2 || !near(p.Duration(), 3, 1.2) {
+		t.Fatalf("%+v %.2f", p.Streams, p.Duration())
 	}
 }

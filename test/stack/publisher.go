@@ -3,13 +3,16 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/twitchtv/twirp"
 )
 
 // Media is a test file made with ffmpeg at test time.
@@ -126,4 +129,22 @@ func (s *Stack) CreateRoom(t testing.TB, name string) *livekit.Room {
 // Egress is the server's Egress API client, as an app would use it.
 func (s *Stack) Egress() *lksdk.EgressClient {
 	return lksdk.NewEgressClient(s.HTTPURL, APIKey, APISecret)
+}
+
+// StartEgressV2 calls the unified Egress.StartEgress (no server SDK helper wraps it yet) over
+// Twirp with a roomRecord token, as any SDK would.
+func (s *Stack) StartEgressV2(ctx context.Context, req *livekit.StartEgressRequest) (*livekit.EgressInfo, error) {
+	at := auth.NewAccessToken(APIKey, APISecret)
+	at.SetVideoGrant(&auth.VideoGrant{RoomRecord: true})
+	token, err := at.ToJWT()
+	if err != nil {
+		return nil, err
+	}
+	h := make(http.Header)
+	h.Set("Authorization", "Bearer "+token)
+	ctx, err = twirp.WithHTTPRequestHeaders(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return livekit.NewEgressProtobufClient(s.HTTPURL, http.DefaultClient).StartEgress(ctx, req)
 }
