@@ -118,15 +118,9 @@ func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Enc
 	if err := rec.placeOutput(); err != nil {
 		return nil, err
 	}
-	plan := pipeline.TranscodePlan{AudioIn: media.Audio, Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
-		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc), AudioCodec: audioCodecName(enc.AudioCodec),
-		AudioKbps: int(enc.AudioKbps), AudioRate: int(enc.AudioFrequency), Container: container, Output: rec.workPath}
-	if media.VideoMime != "" {
-		c, err := codecOf(media.VideoMime)
-		if err != nil {
-			return nil, psrpc.NewError(psrpc.InvalidArgument, err)
-		}
-		plan.VideoIn = string(c)
+	plan, err := transcodePlan(enc, media, container, rec.workPath)
+	if err != nil {
+		return nil, err
 	}
 	rec.log.Info("recording", "file", rec.workPath, "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
@@ -243,4 +237,19 @@ func (rec *recording) finish(ctx context.Context, reason string, recErr error) e
 	rec.log.Info("egress ended", "status", rec.info.Status.String(), "location", fi.Location, "bytes", fi.Size,
 		"duration", time.Duration(fi.Duration).String(), "reason", reason)
 	return nil
+}
+
+// transcodePlan is the pipeline plan for an encoding and the media being recorded.
+func transcodePlan(enc *Encoding, media source.Media, container, out string) (pipeline.TranscodePlan, error) {
+	plan := pipeline.TranscodePlan{AudioIn: media.Audio, Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
+		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc), AudioCodec: audioCodecName(enc.AudioCodec),
+		AudioKbps: int(enc.AudioKbps), AudioRate: int(enc.AudioFrequency), Container: container, Output: out}
+	if media.VideoMime != "" {
+		c, err := codecOf(media.VideoMime)
+		if err != nil {
+			return plan, psrpc.NewError(psrpc.InvalidArgument, err)
+		}
+		plan.VideoIn = string(c)
+	}
+	return plan, nil
 }
