@@ -90,7 +90,10 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		OnFrame:   func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
 		OnGone:    comp.Remove,
 		OnMute:    comp.SetMuted,
-		OnSpeaker: comp.SetSpeaker,
+		OnSpeaker: func(id string) {
+			rec.log.Debug("active speaker", "video_track_id", id)
+			comp.SetSpeaker(id)
+		},
 		OnOwnMetadata: func(md string) {
 			// UpdateLayout: livekit-server sets the recorder's metadata to {"layout": "…"}.
 			var m struct {
