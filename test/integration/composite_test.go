@@ -219,29 +219,3 @@ func crossings(pcm []byte, ch int) int {
 	}
 	return n
 }
-
-// TestRoomCompositeSpeaker puts the participant who speaks (a tone; the other is silent) in the
-// large tile of the speaker layout.
-func TestRoomCompositeSpeaker(t *testing.T) {
-	s := stack.New(t)
-	s.StartWorker(t, "worker", "")
-	s.CreateRoom(t, "speaker-room")
-	s.Publish(t, "speaker-room", "quiet", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: -1, Seconds: 30})
-	s.Publish(t, "speaker-room", "talker", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
-	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "speaker-room", Layout: "speaker-dark",
-		FileOutputs: []*livekit.EncodedFileOutput{{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	time.Sleep(6 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
-	// 4x2 grid of the canvas: the large tile spans columns 0-2, the strip is column 3.
-	px := pixels(t, end.FileResults[0].Location, 5)
-	if colorOf(px[1]) != "red" || colorOf(px[5]) != "red" {
-		t.Fatalf("the speaking participant (red) should fill the large tile at 5 s, got %v", px)
-	}
-}
