@@ -20,8 +20,7 @@ type Media struct {
 	Name    string
 	Codec   string // "h264" (640x360), "h264720", "vp8" or "opus"
 	Seconds int
-	// Color makes H.264 video one solid colour (an ffmpeg colour name); Hz sets the Opus tone
-	// (default 440; negative for silence).
+	// Color makes H.264 video one solid colour (an ffmpeg colour name); Hz sets the Opus tone (default 440).
 	Color string
 	Hz    int
 }
@@ -56,11 +55,7 @@ func MakeMedia(t testing.TB, dir string, m Media) (string, time.Duration) {
 		if hz == 0 {
 			hz = 440
 		}
-		src := fmt.Sprintf("sine=frequency=%d:sample_rate=48000", hz)
-		if m.Hz < 0 {
-			src = "anullsrc=r=48000:cl=stereo"
-		}
-		args = []string{"-f", "lavfi", "-i", src, "-t", dur, "-c:a", "libopus", "-b:a", "64k",
+		args = []string{"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000", hz), "-t", dur, "-c:a", "libopus", "-b:a", "64k",
 			"-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", path}
 	default:
 		t.Fatalf("unknown test codec %q", m.Codec)
