@@ -87,9 +87,9 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 			}
 			return err == nil
 		},
-		OnFrame:   func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
-		OnGone:    comp.Remove,
-		OnMute:    comp.SetMuted,
+		OnFrame: func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
+		OnGone:  comp.Remove,
+		OnMute:  comp.SetMuted,
 		OnSpeaker: func(id string) {
 			rec.log.Debug("active speaker", "video_track_id", id)
 			comp.SetSpeaker(id)

@@ -39,18 +39,16 @@ type Participant struct {
 	p    ParticipantParams
 	room *lksdk.Room
 
-	mu        sync.Mutex      // guards ended, reason, owners
+	ending
+	mu        sync.Mutex      // guards owners
 	owners    map[string]bool // identities whose tracks are recorded
-	ended     bool
-	reason    string
-	done      chan struct{}
 	published chan struct{}
 }
 
 // SubscribeParticipant joins the room as a hidden recorder, waits for the participant and their
 // media, and subscribes. It returns what is published at that moment.
 func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participant, Media, error) {
-	s := &Participant{p: p, done: make(chan struct{}), published: make(chan struct{}, 1), owners: map[string]bool{p.Identity: p.Identity != ""}}
+	s := &Participant{p: p, ending: newEnding(), published: make(chan struct{}, 1), owners: map[string]bool{p.Identity: p.Identity != ""}}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackPublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
 		if s.wanted(pub, rp) {
@@ -177,25 +175,6 @@ func (s *Participant) find() (bool, []*lksdk.RemoteTrackPublication) {
 		}
 	}
 	return found, pubs
-}
-
-func (s *Participant) end(reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.ended {
-		s.ended, s.reason = true, reason
-		close(s.done)
-	}
-}
-
-// Done is closed when the participant left or the room closed.
-func (s *Participant) Done() <-chan struct{} { return s.done }
-
-// Reason says why it ended.
-func (s *Participant) Reason() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reason
 }
 
 // Close leaves the room.

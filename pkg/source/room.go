@@ -38,16 +38,14 @@ type Room struct {
 	p    RoomParams
 	room *lksdk.Room
 
-	mu     sync.Mutex // guards ended, reason, active
+	ending
+	mu     sync.Mutex // guards active
 	active map[string]bool
-	ended  bool
-	reason string
-	done   chan struct{}
 }
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
 func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
-	r := &Room{p: p, done: make(chan struct{}), active: map[string]bool{}}
+	r := &Room{p: p, ending: newEnding(), active: map[string]bool{}}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = func(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
 		kind := string(pub.Kind())
@@ -124,25 +122,6 @@ func (r *Room) gone(id string) {
 	if was {
 		r.p.OnGone(id)
 	}
-}
-
-func (r *Room) end(reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.ended {
-		r.ended, r.reason = true, reason
-		close(r.done)
-	}
-}
-
-// Done is closed when the room closed or the recorder was disconnected.
-func (r *Room) Done() <-chan struct{} { return r.done }
-
-// Reason says why it ended.
-func (r *Room) Reason() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.reason
 }
 
 // Close leaves the room.

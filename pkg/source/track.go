@@ -56,18 +56,16 @@ type Track struct {
 	published  chan struct{} // a track was published somewhere in the room (re-check)
 	subscribed chan *webrtc.TrackRemote
 
-	mu        sync.Mutex // guards info, publisher, endReason, ended
+	ending
+	mu        sync.Mutex // guards info, publisher
 	info      TrackInfo
 	publisher string
-	endReason string
-	ended     bool
-	done      chan struct{}
 }
 
 // SubscribeTrack joins the room with p.Token (a hidden recorder token) and subscribes to p.TrackID.
 // It returns once the track's media has started arriving, or with an error.
 func SubscribeTrack(ctx context.Context, p TrackParams) (*Track, error) {
-	t := &Track{p: p, published: make(chan struct{}, 1), subscribed: make(chan *webrtc.TrackRemote, 1), done: make(chan struct{})}
+	t := &Track{p: p, published: make(chan struct{}, 1), subscribed: make(chan *webrtc.TrackRemote, 1), ending: newEnding()}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackPublished = func(*lksdk.RemoteTrackPublication, *lksdk.RemoteParticipant) { notify(t.published) }
 	cb.OnTrackSubscribed = func(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
@@ -176,31 +174,11 @@ func (t *Track) find() (*lksdk.RemoteTrackPublication, *lksdk.RemoteParticipant)
 	return nil, nil
 }
 
-func (t *Track) end(reason string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ended {
-		return
-	}
-	t.ended, t.endReason = true, reason
-	close(t.done)
-}
-
 // Info describes the track (valid after SubscribeTrack returned).
 func (t *Track) Info() TrackInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.info
-}
-
-// Done is closed when the track can deliver no more media; Reason says why.
-func (t *Track) Done() <-chan struct{} { return t.done }
-
-// Reason says why the track ended.
-func (t *Track) Reason() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.endReason
 }
 
 // Close leaves the room.

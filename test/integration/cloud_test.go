@@ -41,12 +41,7 @@ backup_storage: {s3: {access_key: %s, secret: %s, endpoint: %q, bucket: backup, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-		time.Sleep(2 * time.Second)
-		if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-			t.Fatal(err)
-		}
-		end := waitEvent(t, s, info.EgressId, "egress_ended", 60*time.Second)
+		end := stopAfter(t, s, info.EgressId, 2*time.Second)
 		if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
 			t.Fatalf("%s %q", end.Status, end.Error)
 		}

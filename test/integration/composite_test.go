@@ -186,12 +186,7 @@ func TestRoomCompositeDualChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	time.Sleep(4 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stopAfter(t, s, info.EgressId, 4*time.Second)
 	path := end.FileResults[0].Location
 	if p := stack.FFprobe(t, path); len(p.Streams) != 1 || p.Streams[0].CodecName != "opus" {
 		t.Fatalf("want one opus stream (OGG), got %+v", p.Streams)

@@ -73,3 +73,15 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// stopAfter waits for egress id to be ACTIVE, lets it record for d, stops it and returns the
+// final info from egress_ended.
+func stopAfter(t *testing.T, s *stack.Stack, id string, d time.Duration) *livekit.EgressInfo {
+	t.Helper()
+	waitEvent(t, s, id, "egress_updated", 15*time.Second)
+	time.Sleep(d)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: id}); err != nil {
+		t.Fatalf("StopEgress: %v", err)
+	}
+	return waitEvent(t, s, id, "egress_ended", 60*time.Second)
+}

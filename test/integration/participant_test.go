@@ -77,12 +77,7 @@ func TestTrackCompositeEgress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
-			time.Sleep(3 * time.Second)
-			if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-				t.Fatal(err)
-			}
-			end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+			end := stopAfter(t, s, info.EgressId, 3*time.Second)
 			if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
 				t.Fatalf("%s %q", end.Status, end.Error)
 			}
@@ -125,12 +120,7 @@ func TestStartEgressV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
-	time.Sleep(3 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stopAfter(t, s, info.EgressId, 3*time.Second)
 	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || end.GetEgress() == nil {
 		t.Fatalf("%s %q, request %T", end.Status, end.Error, end.Request)
 	}

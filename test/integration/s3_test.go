@@ -36,12 +36,7 @@ func TestTrackEgressToS3(t *testing.T) {
 
 	t.Run("upload", func(t *testing.T) {
 		id := start("rec/{publisher_identity}/{track_id}", minio.Secret)
-		waitEvent(t, s, id, "egress_updated", 10*time.Second)
-		time.Sleep(3 * time.Second)
-		if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: id}); err != nil {
-			t.Fatal(err)
-		}
-		end := waitEvent(t, s, id, "egress_ended", 20*time.Second)
+		end := stopAfter(t, s, id, 3*time.Second)
 		checkWebhookOrder(t, s, id, livekit.EgressStatus_EGRESS_COMPLETE)
 		fr := end.FileResults[0]
 		key := "rec/frank/" + pub.Tracks["cam"] + ".mp4"
