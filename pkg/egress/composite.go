@@ -140,6 +140,9 @@ func (rec *recording) compose(ctx context.Context, room *source.Room, start time
 			if int(rec.lastPTS.Seconds())%5 == 0 {
 				_ = rec.saveJournal()
 			}
+			if int(rec.lastPTS.Seconds())%30 == 0 {
+				rec.logProgress()
+			}
 		case <-room.Done():
 			rec.lastPTS = time.Since(start)
 			return livekit.EndReasonSrcClosed + ": " + room.Reason()

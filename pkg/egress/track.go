@@ -225,13 +225,7 @@ func (rec *recording) record(ctx context.Context, frames <-chan source.Frame, w 
 				rec.log.Warn("could not update the recording journal", "error", err)
 			}
 		case <-progress.C:
-			st, _ := os.Stat(rec.workPath)
-			var size int64
-			if st != nil {
-				size = st.Size()
-			}
-			rec.log.Info("recording", "media_seconds", rec.lastPTS.Seconds(), "frames", rec.frames, "bytes", size,
-				"kbps", float64(size*8)/1000/max(rec.lastPTS.Seconds(), 0.001))
+			rec.logProgress()
 		}
 	}
 }
@@ -390,3 +384,13 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 }
 
 func (c *byteCounter) Seek(offset int64, whence int) (int64, error) { return c.w.Seek(offset, whence) }
+
+// logProgress says how far a recording got: media time, frames, bytes on disk and the bit rate.
+func (rec *recording) logProgress() {
+	var size int64
+	if st, err := os.Stat(rec.workPath); err == nil {
+		size = st.Size()
+	}
+	rec.log.Info("recording", "media_seconds", rec.lastPTS.Seconds(), "frames", rec.frames, "bytes", size,
+		"kbps", float64(size*8)/1000/max(rec.lastPTS.Seconds(), 0.001))
+}

@@ -145,6 +145,8 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 	skipped := map[string]bool{}
 	journalTick := time.NewTicker(5 * time.Second)
 	defer journalTick.Stop()
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
 	for {
 		select {
 		case rf := <-frames:
@@ -182,6 +184,8 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			}
 		case <-journalTick.C:
 			_ = rec.saveJournal()
+		case <-progress.C:
+			rec.logProgress()
 		case <-sub.Done():
 			return livekit.EndReasonSrcClosed + ": " + sub.Reason(), nil
 		case <-rec.env.Stop:
