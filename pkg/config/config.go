@@ -150,7 +150,8 @@ type TimeoutConfig struct {
 	TrackWait time.Duration `yaml:"track_wait"`
 	// DrainGrace is how long SIGTERM lets running jobs finish before stopping them. Default 1h.
 	DrainGrace time.Duration `yaml:"drain_grace"`
-	// StopGrace is how long a stopped job may take to finalise and upload before it is killed. Default 2m.
+	// StopGrace is how long a stopped job may take to finalise and upload before it is killed. Default 30m
+	// (a multi-gigabyte upload to a slow store takes minutes).
 	StopGrace time.Duration `yaml:"stop_grace"`
 }
 
@@ -173,7 +174,7 @@ func Default() *Config {
 			IOUpdate:   30 * time.Second,
 			TrackWait:  30 * time.Second,
 			DrainGrace: time.Hour,
-			StopGrace:  2 * time.Minute,
+			StopGrace:  30 * time.Minute,
 		},
 	}
 }

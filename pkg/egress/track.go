@@ -288,7 +288,8 @@ func (rec *recording) store(ctx context.Context) (*livekit.FileInfo, error) {
 		rec.storeManifest(ctx, nil, fi)
 		return fi, nil
 	}
-	uctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	// Each attempt is bounded by the store (5 min + 1 s/MiB); retries bound the whole.
+	uctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
 	used := rec.dest.primary

@@ -71,7 +71,7 @@ func (a *Azure) Upload(ctx context.Context, localPath, key, contentType string) 
 			return err
 		}
 		defer f.Close()
-		uctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		uctx, cancel := context.WithTimeout(ctx, attemptTimeout(st.Size()))
 		defer cancel()
 		_, err = a.client.UploadFile(uctx, a.conf.ContainerName, key, f, &azblob.UploadFileOptions{
 			BlockSize: 8 << 20, Concurrency: 4, HTTPHeaders: &blob.HTTPHeaders{BlobContentType: &contentType}})

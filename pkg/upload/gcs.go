@@ -52,14 +52,18 @@ func (g *GCS) Check(ctx context.Context) error {
 
 // Upload streams the file in 8 MiB resumable chunks.
 func (g *GCS) Upload(ctx context.Context, localPath, key, contentType string) (string, int64, error) {
+	st, err := os.Stat(localPath)
+	if err != nil {
+		return "", 0, err
+	}
 	var n int64
-	err := g.Retry.do(ctx, func() error {
+	err = g.Retry.do(ctx, func() error {
 		f, err := os.Open(localPath)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrPermanent, err)
 		}
 		defer f.Close()
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		wctx, cancel := context.WithTimeout(ctx, attemptTimeout(st.Size()))
 		defer cancel()
 		w := g.client.Bucket(g.conf.Bucket).Object(key).NewWriter(wctx)
 		w.ChunkSize = 8 << 20

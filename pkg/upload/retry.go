@@ -32,3 +32,9 @@ func (r Retry) do(ctx context.Context, fn func() error) error {
 		delay = min(2*delay, r.MaxDelay)
 	}
 }
+
+// attemptTimeout bounds one upload attempt: 5 minutes plus a second per MiB (≈ 1 MB/s at worst),
+// so a long recording is never cut off by a fixed limit while a dead connection still ends.
+func attemptTimeout(size int64) time.Duration {
+	return 5*time.Minute + time.Duration(size>>20)*time.Second
+}

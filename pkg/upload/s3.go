@@ -71,13 +71,13 @@ func (s *S3) Upload(ctx context.Context, localPath, key, contentType string) (st
 		return "", 0, err
 	}
 	up := manager.NewUploader(s.client, func(u *manager.Uploader) { u.PartSize = s.PartSize })
-	if err := s.Retry.do(ctx, func() error { return s.put(ctx, up, localPath, key, contentType) }); err != nil {
+	if err := s.Retry.do(ctx, func() error { return s.put(ctx, up, localPath, key, contentType, st.Size()) }); err != nil {
 		return "", 0, err
 	}
 	return s.location(key), st.Size(), nil
 }
 
-func (s *S3) put(ctx context.Context, up *manager.Uploader, localPath, key, contentType string) error {
+func (s *S3) put(ctx context.Context, up *manager.Uploader, localPath, key, contentType string, size int64) error {
 	f, err := os.Open(localPath)
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func (s *S3) put(ctx context.Context, up *manager.Uploader, localPath, key, cont
 	if s.conf.ContentDisposition != "" {
 		in.ContentDisposition = aws.String(s.conf.ContentDisposition)
 	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout(size))
 	defer cancel()
 	_, err = up.Upload(actx, in)
 	return s.explain("upload "+key, err)
