@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 CACHE="${MEDIAWORKER_CACHE:-$HOME/.cache/mediaworker}/tools"
 LIVEKIT_VERSION=v1.13.5
-MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # the module has no release tags; this pseudo-version is served
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # as pinned in test/tools/minio/go.mod (the module has no release tags)
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.37.0
 APT_PACKAGES=(redis-server ffmpeg iproute2 util-linux ca-certificates pkg-config gcc
@@ -41,9 +41,10 @@ fi
 
 mi="$CACHE/minio-${MINIO_VERSION##*-}/minio"
 if [ ! -x "$mi" ]; then
-  log "building MinIO $MINIO_VERSION (≈4–8 min cold) into $mi"
+  log "building MinIO $MINIO_VERSION (pinned in test/tools/minio; ≈4–8 min cold) into $mi"
   mkdir -p "$(dirname "$mi")"
-  GOBIN="$(dirname "$mi")" go install "github.com/minio/minio@$MINIO_VERSION"
+  (cd test/tools/minio && go build -o "$mi.tmp" github.com/minio/minio)
+  mv "$mi.tmp" "$mi"
 fi
 gcs="$CACHE/fake-gcs-server-$FAKE_GCS_VERSION/fake-gcs-server"
 if [ ! -x "$gcs" ]; then
