@@ -3,12 +3,10 @@ package egress
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	lkegress "github.com/livekit/protocol/egress"
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
@@ -67,10 +65,10 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	}
 	mix := &mixer{mode: q.GetAudioMixing()}
 	conf := rec.env.Conf
-	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	token, err := rec.token()
 	if err != nil {
 		comp.Close()
-		return fmt.Errorf("build recorder token: %w", err)
+		return err
 	}
 	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
 		Audio: !q.GetVideoOnly(), Video: !q.GetAudioOnly(),

@@ -106,25 +106,43 @@ type recording struct {
 	out      *byteCounter
 }
 
+// token is the recorder's join token: identity = egress_id, hidden, subscribe only (protocol's
+// BuildEgressToken, as the official egress; UpdateLayout finds the recorder by that identity).
+func (rec *recording) token() (string, error) {
+	c := rec.env.Conf
+	t, err := lkegress.BuildEgressToken(rec.info.EgressId, c.APIKey, c.APISecret, rec.req.RoomName)
+	if err != nil {
+		return "", fmt.Errorf("build recorder token: %w", err)
+	}
+	return t, nil
+}
+
+// untilStop is ctx, also cancelled when the job is asked to stop, so that joining and waiting for
+// tracks end at once.
+func (rec *recording) untilStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	sub, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-rec.env.Stop:
+			cancel()
+		case <-sub.Done():
+		}
+	}()
+	return sub, cancel
+}
+
 func (rec *recording) run(ctx context.Context) error {
 	conf := rec.env.Conf
-	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	token, err := rec.token()
 	if err != nil {
-		return fmt.Errorf("build recorder token: %w", err)
+		return err
 	}
 	if err := rec.checkStorage(ctx); err != nil {
 		return err
 	}
 	frames := make(chan source.Frame, 4096)
-	subCtx, cancel := context.WithCancel(ctx)
+	subCtx, cancel := rec.untilStop(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-rec.env.Stop:
-			cancel()
-		case <-subCtx.Done():
-		}
-	}()
 	muted := make(chan bool, 16)
 	rec.track, err = source.SubscribeTrack(subCtx, source.TrackParams{
 		WsURL: conf.WsURL, Token: token, TrackID: rec.req.Job.GetTrack().GetTrackId(),

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	lkegress "github.com/livekit/protocol/egress"
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
@@ -63,20 +62,13 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		return err
 	}
 	conf := rec.env.Conf
-	token, err := lkegress.BuildEgressToken(rec.info.EgressId, conf.APIKey, conf.APISecret, rec.req.RoomName)
+	token, err := rec.token()
 	if err != nil {
-		return fmt.Errorf("build recorder token: %w", err)
+		return err
 	}
 	frames := make(chan roomFrame, 4096)
-	subCtx, cancel := context.WithCancel(ctx)
+	subCtx, cancel := rec.untilStop(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-rec.env.Stop:
-			cancel()
-		case <-subCtx.Done():
-		}
-	}()
 	sub, media, err := source.SubscribeParticipant(subCtx, source.ParticipantParams{
 		WsURL: conf.WsURL, Token: token, Identity: sel.identity, ScreenShare: sel.screenShare, TrackIDs: sel.trackIDs,
 		Wait: conf.Timeouts.TrackWait, Log: rec.log,

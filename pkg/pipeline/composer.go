@@ -93,6 +93,13 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Wait until PLAYING (the live background sources get there at once): inputs timestamp on
+	// arrival with the pipeline clock, and a buffer pushed before it runs reaches the muxer
+	// without a timestamp ("Buffer has no PTS").
+	if ret, _ := g.pipeline.GetState(gst.StatePlaying, gst.ClockTime(5*time.Second)); ret == gst.StateChangeFailure {
+		_ = g.finish(time.Second)
+		return nil, fmt.Errorf("%w: the composite did not start", ErrPipeline)
+	}
 	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}, layout: plan.Layout}
 	if !plan.AudioOnly {
 		c.comp, _ = g.pipeline.GetElementByName("comp")
