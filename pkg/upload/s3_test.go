@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/mediaworker/mediaworker/test/storagetest"
@@ -94,6 +96,15 @@ func TestS3AgainstMinIO(t *testing.T) {
 			want, _ := os.ReadFile(src)
 			if !bytes.Equal(got, want) {
 				t.Fatal("object differs from the file")
+			}
+			head, err := srv.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("rec"), Key: aws.String("a/b.bin")})
+			if err != nil || head.Metadata["room"] != "r1" || aws.ToString(head.ContentDisposition) != "attachment" ||
+				aws.ToString(head.ContentType) != "application/octet-stream" {
+				t.Fatalf("object metadata %v, disposition %q, type %q (%v)", head.Metadata, aws.ToString(head.ContentDisposition), aws.ToString(head.ContentType), err)
+			}
+			tags, err := srv.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("rec"), Key: aws.String("a/b.bin")})
+			if err != nil || len(tags.TagSet) != 1 || aws.ToString(tags.TagSet[0].Key) != "k" || aws.ToString(tags.TagSet[0].Value) != "v" {
+				t.Fatalf("tagging %v (%v)", tags, err)
 			}
 		}
 	})

@@ -58,7 +58,10 @@ backup_storage: {s3: {access_key: %s, secret: %s, endpoint: %q, bucket: backup, 
 	}
 
 	t.Run("gcs", func(t *testing.T) {
-		end := record(t, &livekit.DirectFileOutput{Filepath: "g/{track_id}", Output: &livekit.DirectFileOutput_Gcp{Gcp: &livekit.GCPUpload{Bucket: "rec"}}})
+		end := record(t, &livekit.DirectFileOutput{Filepath: "g/{track_id}", DisableManifest: true, Output: &livekit.DirectFileOutput_Gcp{Gcp: &livekit.GCPUpload{Bucket: "rec"}}})
+		if end.ManifestLocation != "" {
+			t.Fatalf("disable_manifest set, yet manifest_location %q", end.ManifestLocation)
+		}
 		key := "g/" + pub.Tracks["mic"] + ".ogg"
 		if fr := end.FileResults[0]; fr.Location != "https://storage.googleapis.com/rec/"+key {
 			t.Fatalf("location %q", fr.Location)

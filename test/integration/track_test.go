@@ -224,3 +224,26 @@ func checkManifest(t *testing.T, info *livekit.EgressInfo, fr *livekit.FileInfo)
 		t.Fatalf("manifest %s: %v", b, err)
 	}
 }
+
+// TestTrackEgressPublisherLeaves ends the recording when the publisher leaves the room.
+func TestTrackEgressPublisherLeaves(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "leave-room")
+	pub := s.Publish(t, "leave-room", "sam", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: "leave-room", TrackId: pub.Tracks["mic"],
+		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	time.Sleep(2 * time.Second)
+	pub.Room.Disconnect()
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || !strings.Contains(end.Details, "Source closed") {
+		t.Fatalf("%s %q %q", end.Status, end.Details, end.Error)
+	}
+	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 2, 1) {
+		t.Fatalf("duration %.2f", p.Duration())
+	}
+}
