@@ -3,7 +3,6 @@ package egress
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"time"
 
@@ -250,9 +249,4 @@ func IsTerminal(s livekit.EgressStatus) bool {
 		return true
 	}
 	return false
-}
-
-// Describe is a short human label for logs.
-func (r *Request) Describe() string {
-	return fmt.Sprintf("%s egress %s in room %q", r.Kind, r.Raw.EgressId, r.RoomName)
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -304,18 +303,6 @@ func (c *Composer) layoutLocked() {
 			in.pad.SetArg("height", strconv.Itoa(t.h))
 		}
 	}
-}
-
-// Inputs lists the current inputs (for logs and tests).
-func (c *Composer) Inputs() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ids := make([]string, 0, len(c.inputs))
-	for id := range c.inputs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // Close ends the composite and finalises the file.

@@ -3,39 +3,12 @@ package pipeline
 import (
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mediaworker/mediaworker/test/mediatest"
 )
-
-// frameAt decodes one frame of path at second sec, scaled to 4x2, and returns its RGB pixels.
-func frameAt(t *testing.T, path string, sec float64) [][3]int {
-	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64), "-i", path, "-frames:v", "1",
-		"-vf", "scale=4:2:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
-	if err != nil || len(out) != 4*2*3 {
-		t.Fatalf("frame at %.1f s: %v (%d bytes)", sec, err, len(out))
-	}
-	px := make([][3]int, 8)
-	for i := range px {
-		px[i] = [3]int{int(out[3*i]), int(out[3*i+1]), int(out[3*i+2])}
-	}
-	return px
-}
-
-func isColor(p [3]int, want string) bool {
-	r, g, b := p[0], p[1], p[2]
-	// tiles are letterboxed, so a 4x2 downscale mixes in black: compare channels, not levels
-	switch want {
-	case "red":
-		return r > 60 && r > 3*g && r > 3*b
-	case "green":
-		return g > 40 && g > 3*r && g > 3*b
-	}
-	return false
-}
 
 func TestComposerGrid(t *testing.T) {
 	red := mediatest.SolidH264(t, "red", 640, 360, 30, 4)
@@ -76,13 +49,13 @@ func TestComposerGrid(t *testing.T) {
 		t.Fatalf("ffprobe: %s", probe)
 	}
 	// at 1 s: red left, green right (grid of two; letterboxed 16:9 tiles keep the middle rows)
-	px := frameAt(t, out, 1.0)
-	if !isColor(px[4+0], "red") || !isColor(px[4+3], "green") {
+	px := mediatest.Pixels(t, out, 1.0)
+	if mediatest.ColorOf(px[4+0]) != "red" || mediatest.ColorOf(px[4+3]) != "green" {
 		t.Fatalf("at 1 s want red left and green right, got %v", px)
 	}
 	// at 3.5 s: red alone, full frame
-	px = frameAt(t, out, 3.5)
-	if !isColor(px[0], "red") || !isColor(px[3], "red") || !isColor(px[7], "red") {
+	px = mediatest.Pixels(t, out, 3.5)
+	if mediatest.ColorOf(px[0]) != "red" || mediatest.ColorOf(px[3]) != "red" || mediatest.ColorOf(px[7]) != "red" {
 		t.Fatalf("at 3.5 s want red everywhere, got %v", px)
 	}
 }

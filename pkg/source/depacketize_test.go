@@ -2,7 +2,6 @@ package source
 
 import (
 	"testing"
-	"time"
 )
 
 func TestTSUnwrapper(t *testing.T) {
@@ -48,7 +47,6 @@ func TestDepacketizerUnknown(t *testing.T) {
 	if _, _, err := depacketizer("video/AV1X"); err == nil {
 		t.Fatal("unknown codec accepted")
 	}
-	_ = time.Second
 }
 
 func FuzzKeyframes(f *testing.F) {

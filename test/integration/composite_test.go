@@ -3,40 +3,15 @@ package integration
 import (
 	"fmt"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
+	"github.com/mediaworker/mediaworker/test/mediatest"
 	"github.com/mediaworker/mediaworker/test/stack"
 )
-
-// pixels decodes the frame at sec scaled to 4x2 and returns its RGB values.
-func pixels(t *testing.T, path string, sec float64) [][3]int {
-	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64), "-i", path, "-frames:v", "1",
-		"-vf", "scale=4:2:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
-	if err != nil || len(out) != 24 {
-		t.Fatalf("frame at %.1f s: %v", sec, err)
-	}
-	px := make([][3]int, 8)
-	for i := range px {
-		px[i] = [3]int{int(out[3*i]), int(out[3*i+1]), int(out[3*i+2])}
-	}
-	return px
-}
-
-// colorOf names a letterboxed tile's colour by its dominant channel.
-func colorOf(p [3]int) string {
-	switch {
-	case p[0] > 60 && p[0] > 3*p[1] && p[0] > 3*p[2]:
-		return "red"
-	case p[1] > 40 && p[1] > 3*p[0] && p[1] > 3*p[2]:
-		return "green"
-	}
-	return "other"
-}
 
 // TestRoomCompositeGrid composes two participants (solid red and green video, two tones) in a grid,
 // natively; one leaves mid-way and the survivor takes the canvas.
@@ -72,14 +47,14 @@ func TestRoomCompositeGrid(t *testing.T) {
 		t.Fatalf("duration %.2f", p.Duration())
 	}
 	// Both tiles at 3 s, one on each side.
-	px := pixels(t, path, 3)
-	l, r := colorOf(px[4]), colorOf(px[7])
+	px := mediatest.Pixels(t, path, 3)
+	l, r := mediatest.ColorOf(px[4]), mediatest.ColorOf(px[7])
 	if !(l == "red" && r == "green") && !(l == "green" && r == "red") {
 		t.Fatalf("at 3 s want red and green side by side, got %v", px)
 	}
 	// After green left, red alone fills the canvas.
-	px = pixels(t, path, leftAt+2)
-	if colorOf(px[0]) != "red" || colorOf(px[3]) != "red" {
+	px = mediatest.Pixels(t, path, leftAt+2)
+	if mediatest.ColorOf(px[0]) != "red" || mediatest.ColorOf(px[3]) != "red" {
 		t.Fatalf("at %.1f s want red alone, got %v", leftAt+2, px)
 	}
 	if e := stack.DecodeErrors(t, path); e != "" {
@@ -160,15 +135,15 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 	}
 	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
 	path := end.FileResults[0].Location
-	if px := pixels(t, path, 1.5); colorOf(px[4]) == colorOf(px[7]) {
+	if px := mediatest.Pixels(t, path, 1.5); mediatest.ColorOf(px[4]) == mediatest.ColorOf(px[7]) {
 		t.Fatalf("grid at 1.5 s should show two colours, got %v", px)
 	}
-	if px := pixels(t, path, single+1.5); colorOf(px[0]) == "other" || colorOf(px[0]) != colorOf(px[3]) {
+	if px := mediatest.Pixels(t, path, single+1.5); mediatest.ColorOf(px[0]) == "other" || mediatest.ColorOf(px[0]) != mediatest.ColorOf(px[3]) {
 		t.Fatalf("single-speaker at %.1f s should show one participant full frame, got %v", single+1.5, px)
 	}
-	px := pixels(t, path, muted+1.5)
+	px := mediatest.Pixels(t, path, muted+1.5)
 	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
-	if !(colorOf(px[4]) == "red" && dark(px[7])) && !(dark(px[4]) && colorOf(px[7]) == "red") {
+	if !(mediatest.ColorOf(px[4]) == "red" && dark(px[7])) && !(dark(px[4]) && mediatest.ColorOf(px[7]) == "red") {
 		t.Fatalf("with green muted at %.1f s want red beside an empty tile, got %v", muted+1.5, px)
 	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,34 +154,6 @@ func TestTrackEgressStopMidStream(t *testing.T) {
 	}
 }
 
-// TestTrackEgressRoomClosed ends the recording by deleting the room: the egress completes.
-func TestTrackEgressRoomClosed(t *testing.T) {
-	s := stack.New(t)
-	s.StartWorker(t, "worker", "")
-	s.CreateRoom(t, "closing-room")
-	pub := s.Publish(t, "closing-room", "gina", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
-	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{
-		RoomName: "closing-room", TrackId: pub.Tracks["mic"],
-		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	time.Sleep(2 * time.Second)
-	if _, err := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret).DeleteRoom(ctx(t), &livekit.DeleteRoomRequest{Room: "closing-room"}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
-	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
-	if !strings.Contains(end.Details, "Source closed") {
-		t.Fatalf("details %q", end.Details)
-	}
-	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 2, 1) {
-		t.Fatalf("duration %.2f", p.Duration())
-	}
-}
-
 // TestTrackEgressLimits ends a recording at limits.file_output_max_duration: LIMIT_REACHED with
 // the file kept and reported.
 func TestTrackEgressLimits(t *testing.T) {
@@ -225,25 +198,43 @@ func checkManifest(t *testing.T, info *livekit.EgressInfo, fr *livekit.FileInfo)
 	}
 }
 
-// TestTrackEgressPublisherLeaves ends the recording when the publisher leaves the room.
-func TestTrackEgressPublisherLeaves(t *testing.T) {
+// TestTrackEgressSourceEnds ends a recording from the room side: the room is deleted, or the
+// publisher leaves. Either way the egress completes with what was recorded.
+func TestTrackEgressSourceEnds(t *testing.T) {
 	s := stack.New(t)
 	s.StartWorker(t, "worker", "")
-	s.CreateRoom(t, "leave-room")
-	pub := s.Publish(t, "leave-room", "sam", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
-	info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: "leave-room", TrackId: pub.Tracks["mic"],
-		Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}})
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name string
+		end  func(t *testing.T, room string, pub *stack.Publisher)
+	}{
+		{"room deleted", func(t *testing.T, room string, _ *stack.Publisher) {
+			if _, err := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret).DeleteRoom(ctx(t), &livekit.DeleteRoomRequest{Room: room}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"publisher leaves", func(_ *testing.T, _ string, pub *stack.Publisher) { pub.Room.Disconnect() }},
 	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	time.Sleep(2 * time.Second)
-	pub.Room.Disconnect()
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
-	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || !strings.Contains(end.Details, "Source closed") {
-		t.Fatalf("%s %q %q", end.Status, end.Details, end.Error)
-	}
-	if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 2, 1) {
-		t.Fatalf("duration %.2f", p.Duration())
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			room := fmt.Sprintf("end-room-%d", i)
+			s.CreateRoom(t, room)
+			pub := s.Publish(t, room, "sam", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+			info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: room, TrackId: pub.Tracks["mic"],
+				Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+			time.Sleep(2 * time.Second)
+			c.end(t, room, pub)
+			end := waitEvent(t, s, info.EgressId, "egress_ended", 20*time.Second)
+			checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
+			if !strings.Contains(end.Details, "Source closed") {
+				t.Fatalf("details %q", end.Details)
+			}
+			if p := stack.FFprobe(t, end.FileResults[0].Location); !near(p.Duration(), 2, 1) {
+				t.Fatalf("duration %.2f", p.Duration())
+			}
+		})
 	}
 }

@@ -1,0 +1,35 @@
+package mediatest
+
+import (
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// Pixels decodes the frame of path at second sec, scaled to 4x2 (area average), as RGB values in
+// row order: a coarse map of what is where on the canvas.
+func Pixels(t testing.TB, path string, sec float64) [][3]int {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64), "-i", path, "-frames:v", "1",
+		"-vf", "scale=4:2:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil || len(out) != 4*2*3 {
+		t.Fatalf("frame at %.1f s: %v (%d bytes)", sec, err, len(out))
+	}
+	px := make([][3]int, 8)
+	for i := range px {
+		px[i] = [3]int{int(out[3*i]), int(out[3*i+1]), int(out[3*i+2])}
+	}
+	return px
+}
+
+// ColorOf names a pixel "red" or "green" by its dominant channel ("other" if neither). Tiles are
+// letterboxed, so a downscale mixes in black: channels are compared, not levels.
+func ColorOf(p [3]int) string {
+	switch r, g, b := p[0], p[1], p[2]; {
+	case r > 60 && r > 3*g && r > 3*b:
+		return "red"
+	case g > 40 && g > 3*r && g > 3*b:
+		return "green"
+	}
+	return "other"
+}
