@@ -1,5 +1,6 @@
-// Command mediaworker is a LiveKit Egress worker: `mediaworker worker` serves livekit-server over
-// Redis; `mediaworker run-job` is the per-job child process the worker starts.
+// Command mediaworker is a LiveKit Egress and Ingress worker: `mediaworker worker` serves
+// livekit-server over Redis and listens for RTMP; `mediaworker run-job` and `run-ingress` are the
+// per-job child processes the worker starts.
 package main
 
 import (
@@ -20,11 +21,12 @@ import (
 
 var version = "dev"
 
-const usage = `mediaworker — a LiveKit Egress worker
+const usage = `mediaworker — a LiveKit Egress and Ingress worker
 
 usage:
   mediaworker worker [--config FILE]   run the service (config also from MEDIAWORKER_CONFIG_BODY and env)
-  mediaworker run-job                  run one job (started by the worker; not for direct use)
+  mediaworker run-job                  run one egress job (started by the worker; not for direct use)
+  mediaworker run-ingress              run one ingress session (started by the worker; not for direct use)
   mediaworker healthcheck              exit 0 if the local worker answers /healthz (for container HEALTHCHECK)
   mediaworker version
 `
@@ -40,6 +42,8 @@ func main() {
 		err = runWorker(os.Args[2:])
 	case "run-job":
 		err = runJob()
+	case "run-ingress":
+		err = runIngress()
 	case "healthcheck":
 		err = healthcheck()
 	case "version":

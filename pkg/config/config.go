@@ -50,6 +50,23 @@ type Config struct {
 	Capacity CapacityConfig `yaml:"capacity"`
 	// Timeouts bound waits on the server and the room.
 	Timeouts TimeoutConfig `yaml:"timeouts"`
+	// Ingress configures the RTMP(S) listeners that OBS and ffmpeg push to.
+	Ingress IngressConfig `yaml:"ingress"`
+}
+
+// IngressConfig configures push ingress listeners. The stream key is the last path segment of the
+// RTMP URL (OBS: Server rtmp://host:1935/x, Stream Key <key>).
+type IngressConfig struct {
+	// RTMPAddr is the RTMP listen address. Default ":1935"; "" turns RTMP ingress off. Env: MEDIAWORKER_RTMP_ADDR.
+	RTMPAddr string `yaml:"rtmp_addr"`
+	// RTMPSAddr is the RTMPS (RTMP over TLS) listen address, e.g. ":1936". Default "" (off); needs
+	// tls_cert_file and tls_key_file.
+	RTMPSAddr string `yaml:"rtmps_addr"`
+	// TLSCertFile and TLSKeyFile are the PEM certificate chain and key RTMPS serves.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// CPUCost is the cores reserved per transcoded ingress (720p30 to 3 layers). Default 0.5.
+	CPUCost float64 `yaml:"cpu_cost"`
 }
 
 // RedisConfig addresses the Redis shared with livekit-server.
@@ -169,6 +186,7 @@ func Default() *Config {
 			CompositeCPUCost:  1.0,
 			MaxJobs:           200,
 		},
+		Ingress: IngressConfig{RTMPAddr: ":1935", CPUCost: 0.5},
 		Timeouts: TimeoutConfig{
 			IOCreate:   15 * time.Second,
 			IOUpdate:   30 * time.Second,
@@ -234,6 +252,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"MEDIAWORKER_LOG_LEVEL":        &c.LogLevel,
 		"MEDIAWORKER_TMP_DIR":          &c.TmpDir,
 		"MEDIAWORKER_LOCAL_OUTPUT_DIR": &c.LocalOutputDir,
+		"MEDIAWORKER_RTMP_ADDR":        &c.Ingress.RTMPAddr,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -288,6 +307,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 || c.Capacity.CompositeCPUCost <= 0 {
 		bad("capacity.track_cpu_cost, transcode_cpu_cost and composite_cpu_cost must be > 0")
+	}
+	if c.Ingress.RTMPSAddr != "" && (c.Ingress.TLSCertFile == "" || c.Ingress.TLSKeyFile == "") {
+		bad("ingress.rtmps_addr needs ingress.tls_cert_file and ingress.tls_key_file (PEM)")
+	}
+	if c.Ingress.CPUCost <= 0 {
+		bad("ingress.cpu_cost must be > 0, got %v", c.Ingress.CPUCost)
 	}
 	if c.Capacity.MaxJobs <= 0 {
 		bad("capacity.max_jobs must be > 0, got %d", c.Capacity.MaxJobs)

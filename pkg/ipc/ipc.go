@@ -15,6 +15,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // StatusFD is the file descriptor on which a job process writes its status lines.
@@ -41,8 +42,11 @@ type StatusWriter struct {
 func NewStatusWriter(w io.Writer) *StatusWriter { return &StatusWriter{w: w} }
 
 // Write sends one info.
-func (s *StatusWriter) Write(info *livekit.EgressInfo) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(info)
+func (s *StatusWriter) Write(info *livekit.EgressInfo) error { return s.WriteMessage(info) }
+
+// WriteMessage sends one message (an ingress process reports IngressState lines).
+func (s *StatusWriter) WriteMessage(m proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("marshal status: %w", err)
 	}
@@ -54,14 +58,35 @@ func (s *StatusWriter) Write(info *livekit.EgressInfo) error {
 
 // ReadStatus calls fn for every status line until r ends. Lines up to 16 MiB are accepted.
 func ReadStatus(r io.Reader, fn func(*livekit.EgressInfo)) error {
+	return readLines(r, func(b []byte) error {
+		info := &livekit.EgressInfo{}
+		if err := protojson.Unmarshal(b, info); err != nil {
+			return err
+		}
+		fn(info)
+		return nil
+	})
+}
+
+// ReadIngressStates calls fn for every IngressState line until r ends.
+func ReadIngressStates(r io.Reader, fn func(*livekit.IngressState)) error {
+	return readLines(r, func(b []byte) error {
+		st := &livekit.IngressState{}
+		if err := protojson.Unmarshal(b, st); err != nil {
+			return err
+		}
+		fn(st)
+		return nil
+	})
+}
+
+func readLines(r io.Reader, fn func([]byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		info := &livekit.EgressInfo{}
-		if err := protojson.Unmarshal(sc.Bytes(), info); err != nil {
+		if err := fn(sc.Bytes()); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadLine, err)
 		}
-		fn(info)
 	}
 	return sc.Err()
 }

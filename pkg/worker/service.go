@@ -31,7 +31,7 @@ type Service struct {
 	io         rpc.IOInfoClient
 	egressSrv  rpc.EgressInternalServer
 	handlerSrv rpc.EgressHandlerServer
-	ingress    *ingressStub
+	ingress    *ingressService
 
 	cap    *capacity
 	cancel context.CancelFunc
@@ -71,7 +71,7 @@ func New(conf *config.Config, exe string, log *slog.Logger) (*Service, error) {
 	if s.handlerSrv, err = rpc.NewEgressHandlerServer(&egressHandler{s}, bus); err != nil {
 		return nil, fmt.Errorf("egress handler server: %w", err)
 	}
-	if s.ingress, err = newIngressStub(bus, log); err != nil {
+	if s.ingress, err = newIngressService(s, bus); err != nil {
 		return nil, fmt.Errorf("ingress servers: %w", err)
 	}
 	return s, nil
@@ -87,7 +87,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.egressSrv.RegisterStartEgressTopic(""); err != nil {
 		return fmt.Errorf("register StartEgress: %w", err)
 	}
-	s.log.Info("worker ready: claiming egress jobs", "cpus", config.CPUs(), "budget_cores", s.cap.total)
+	if err := s.ingress.listen(); err != nil {
+		return err
+	}
+	s.log.Info("worker ready: claiming egress and ingress jobs", "cpus", config.CPUs(), "budget_cores", s.cap.total)
 	s.recoverKilledJobs(ctx)
 	return nil
 }
@@ -136,7 +139,7 @@ func (s *Service) measure(ctx context.Context, interval time.Duration) {
 				continue
 			}
 			if prev, ok := last[v.PID]; ok {
-				s.cap.observe(v.EgressID, (cpu-prev)/interval.Seconds())
+				s.cap.observe(v.EgressID+v.IngressID, (cpu-prev)/interval.Seconds())
 			}
 			seen[v.PID] = cpu
 		}
@@ -169,6 +172,7 @@ func (s *Service) StopAll(ctx context.Context) {
 	for _, j := range jobs {
 		j.stop()
 	}
+	s.ingress.stopAll()
 	wctx, cancel := context.WithTimeout(ctx, s.conf.Timeouts.StopGrace+10*time.Second)
 	defer cancel()
 	if err := s.waitJobs(wctx); err != nil {
@@ -201,6 +205,7 @@ func (s *Service) stopClaiming() {
 	s.mu.Unlock()
 	if !was {
 		s.egressSrv.DeregisterStartEgressTopic("")
+		s.ingress.stopListening()
 	}
 }
 
@@ -217,10 +222,12 @@ func (s *Service) waitJobs(ctx context.Context) error {
 	}
 }
 
+// jobCount is the running egress jobs and ingress sessions.
 func (s *Service) jobCount() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.jobs)
+	n := len(s.jobs)
+	s.mu.Unlock()
+	return n + s.ingress.count()
 }
 
 // Ready is false while draining or when not even the cheapest job fits.
@@ -250,15 +257,20 @@ func (s *Service) jobInfos() []jobView {
 		info := j.snapshot()
 		out = append(out, jobView{EgressID: id, Kind: string(j.req.Kind), Room: j.req.RoomName, PID: j.processID(), Status: info.Status.String()})
 	}
+	for _, ss := range s.ingress.list() {
+		out = append(out, jobView{IngressID: ss.info.IngressId, Kind: "ingress_" + ss.info.InputType.String(), Room: ss.info.RoomName,
+			PID: ss.processID(), Status: ss.snapshot().Status.String()})
+	}
 	return out
 }
 
 type jobView struct {
-	EgressID string `json:"egress_id"`
-	Kind     string `json:"kind"`
-	Room     string `json:"room"`
-	PID      int    `json:"pid"`
-	Status   string `json:"status"`
+	EgressID  string `json:"egress_id,omitempty"`
+	IngressID string `json:"ingress_id,omitempty"`
+	Kind      string `json:"kind"`
+	Room      string `json:"room"`
+	PID       int    `json:"pid"`
+	Status    string `json:"status"`
 }
 
 var _ rpc.EgressInternalServerImpl = (*Service)(nil)

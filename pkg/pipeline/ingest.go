@@ -1,0 +1,407 @@
+package pipeline
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+	"github.com/go-gst/go-gst/gst/app"
+)
+
+// IngestPlan says what an ingress session decodes and how it encodes it for the room.
+type IngestPlan struct {
+	// FD is a file descriptor carrying an FLV stream (RTMP push); used when URL is "".
+	FD int
+	// URL is pulled instead (http(s) files, HLS, srt://).
+	URL string
+	// Live outputs every frame as soon as it is encoded (push inputs: latency stays at the
+	// processing time and a burst after a stall drains at once). Otherwise output is paced by the
+	// media timestamps (files and VOD play in real time).
+	Live bool
+
+	VideoCodec    string  // "h264" (constrained baseline) or "vp8"
+	FrameRate     float64 // output frame-rate cap
+	KeyframeEvery time.Duration
+	// Layers is called once the source size is known and returns the layers to encode, lowest first.
+	Layers func(width, height int) []IngestLayer
+
+	AudioBitrate  int // bps
+	AudioChannels int
+	AudioDTX      bool
+}
+
+// IngestLayer is one encoded video layer.
+type IngestLayer struct {
+	Width, Height int
+	Bitrate       int // bps
+}
+
+// InputVideo and InputAudio describe what the source carries.
+type InputVideo struct {
+	Mime          string
+	Width, Height int
+	FrameRate     float64
+}
+
+type InputAudio struct {
+	Mime       string
+	Channels   int
+	SampleRate int
+}
+
+// IngestHandler receives what the pipeline produces. Calls for one layer or for audio come from
+// one streaming thread each; they must not block for long.
+type IngestHandler interface {
+	// VideoStarted is called once with the source and the layers being encoded.
+	VideoStarted(in InputVideo, layers []IngestLayer)
+	AudioStarted(in InputAudio)
+	Video(layer int, data []byte, pts, dur time.Duration)
+	Audio(data []byte, pts, dur time.Duration)
+}
+
+// Ingest decodes one input and encodes it as simulcast layers plus Opus.
+//
+//	fdsrc (FLV) | uridecodebin ─ decodebin ─┬─ video: queue (leaky when live) → videoconvert → videorate (cap)
+//	                                        │    → tee ─┬─ queue → videoscale → WxH → x264enc zerolatency → appsink v0
+//	                                        │           └─ … one branch per layer
+//	                                        └─ audio: queue → audioconvert → audioresample → opusenc → appsink a
+type Ingest struct {
+	g    *graph
+	plan IngestPlan
+	h    IngestHandler
+
+	mu       sync.Mutex
+	video    bool // a video branch exists
+	audio    bool
+	encoders []*gst.Element
+	decoders map[string]string // "video"/"audio" → decoder factory name
+
+	inBytes [2]atomic.Int64 // encoded input bytes reaching the video [0] and audio [1] decoders
+	started time.Time
+
+	failc chan error // a branch that could not be built
+	done  chan error
+}
+
+// NewIngest builds and starts the pipeline; branches appear as the input's streams are found.
+func NewIngest(plan IngestPlan, h IngestHandler) (*Ingest, error) {
+	var desc string
+	if plan.URL != "" {
+		desc = fmt.Sprintf(`uridecodebin name=dec uri=%q`, plan.URL)
+	} else {
+		desc = fmt.Sprintf(`fdsrc fd=%d blocksize=16384 ! queue max-size-bytes=4000000 max-size-time=0 max-size-buffers=0 ! decodebin name=dec`, plan.FD)
+	}
+	initGst()
+	p, err := gst.NewPipelineFromString(desc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: build input: %v", ErrPipeline, err)
+	}
+	in := &Ingest{g: &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}, plan: plan, h: h, started: time.Now(),
+		decoders: map[string]string{}, failc: make(chan error, 1), done: make(chan error, 1)}
+	dec, err := p.GetElementByName("dec")
+	if err != nil {
+		return nil, fmt.Errorf("%w: no decoder: %v", ErrPipeline, err)
+	}
+	if _, err := p.Connect("deep-element-added", func(_ *gst.Bin, _ *gst.Bin, el *gst.Element) {
+		in.noteElement(el)
+	}); err != nil {
+		return nil, fmt.Errorf("%w: watch decoders: %v", ErrPipeline, err)
+	}
+	if _, err := dec.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) {
+		if err := in.padAdded(pad); err != nil {
+			select {
+			case in.failc <- err:
+			default:
+			}
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("%w: watch pads: %v", ErrPipeline, err)
+	}
+	if err := p.SetState(gst.StatePlaying); err != nil {
+		return nil, fmt.Errorf("%w: play: %v", ErrPipeline, err)
+	}
+	go in.g.watch()
+	go func() {
+		select {
+		case err := <-in.g.done:
+			in.done <- err
+		case err := <-in.failc:
+			in.done <- err
+		}
+	}()
+	return in, nil
+}
+
+// Done receives nil at the end of the input or the first error.
+func (in *Ingest) Done() <-chan error { return in.done }
+
+// Stop tears the pipeline down without draining (the publisher is gone or the session is cancelled).
+func (in *Ingest) Stop() {
+	in.g.closeMu.Lock()
+	in.g.closed = true
+	in.g.closeMu.Unlock()
+	_ = in.g.pipeline.SetState(gst.StateNull)
+}
+
+// ForceKeyframe asks every video encoder for a keyframe (a subscriber lost one, or a layer was just published).
+func (in *Ingest) ForceKeyframe() {
+	in.mu.Lock()
+	encs := append([]*gst.Element(nil), in.encoders...)
+	in.mu.Unlock()
+	for _, e := range encs {
+		st := gst.NewStructureFromString("GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, count=(uint)0")
+		e.SendEvent(gst.NewCustomEvent(gst.EventTypeCustomUpstream, st))
+	}
+}
+
+func (in *Ingest) noteElement(el *gst.Element) {
+	f := el.GetFactory()
+	if f == nil {
+		return
+	}
+	klass := f.GetMetadata("klass")
+	if !strings.Contains(klass, "Decoder") {
+		return
+	}
+	idx := 1
+	in.mu.Lock()
+	switch {
+	case strings.Contains(klass, "Video"):
+		in.decoders["video"] = f.GetName()
+		idx = 0
+	case strings.Contains(klass, "Audio"):
+		in.decoders["audio"] = f.GetName()
+	default:
+		in.mu.Unlock()
+		return
+	}
+	in.mu.Unlock()
+	if pad := el.GetStaticPad("sink"); pad != nil {
+		pad.AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+			if b := info.GetBuffer(); b != nil {
+				in.inBytes[idx].Add(b.GetSize())
+			}
+			return gst.PadProbeOK
+		})
+	}
+}
+
+// InputBitrates is the average encoded bitrate of the input's video and audio so far, in bps.
+func (in *Ingest) InputBitrates() (video, audio int) {
+	secs := time.Since(in.started).Seconds()
+	if secs < 1 {
+		return 0, 0
+	}
+	return int(float64(in.inBytes[0].Load()*8) / secs), int(float64(in.inBytes[1].Load()*8) / secs)
+}
+
+var (
+	reInt  = regexp.MustCompile(`(\w[\w-]*)=\(int\)(\d+)`)
+	reFrac = regexp.MustCompile(`framerate=\(fraction\)(\d+)/(\d+)`)
+)
+
+// capsInfo reads the integer fields and the frame rate of caps.
+func capsInfo(c *gst.Caps) (name string, ints map[string]int, fps float64) {
+	ints = map[string]int{}
+	if c == nil || c.GetSize() == 0 {
+		return "", ints, 0
+	}
+	s := c.GetStructureAt(0)
+	str := s.String()
+	for _, m := range reInt.FindAllStringSubmatch(str, -1) {
+		n, _ := strconv.Atoi(m[2])
+		ints[m[1]] = n
+	}
+	if m := reFrac.FindStringSubmatch(str); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		d, _ := strconv.Atoi(m[2])
+		if d > 0 {
+			fps = float64(n) / float64(d)
+		}
+	}
+	return s.Name(), ints, fps
+}
+
+func (in *Ingest) padAdded(pad *gst.Pad) error {
+	caps := pad.GetCurrentCaps()
+	name, ints, fps := capsInfo(caps)
+	in.mu.Lock()
+	switch {
+	case strings.HasPrefix(name, "video/x-raw") && !in.video:
+		in.video = true
+		in.mu.Unlock()
+		return in.addVideo(pad, InputVideo{Mime: in.mime("video"), Width: ints["width"], Height: ints["height"], FrameRate: fps})
+	case strings.HasPrefix(name, "audio/x-raw") && !in.audio:
+		in.audio = true
+		in.mu.Unlock()
+		return in.addAudio(pad, InputAudio{Mime: in.mime("audio"), Channels: ints["channels"], SampleRate: ints["rate"]})
+	}
+	in.mu.Unlock()
+	// A second stream of a kind (or subtitles, data): drained so it never blocks the demuxer.
+	return in.link(pad, "queue ! fakesink sync=false async=false")
+}
+
+// mime maps the decoder that was plugged to the input's codec ("video/h264", "audio/aac" …).
+func (in *Ingest) mime(kind string) string {
+	in.mu.Lock()
+	dec := in.decoders[kind]
+	in.mu.Unlock()
+	for k, v := range map[string]string{
+		"h264": "video/h264", "h265": "video/h265", "hevc": "video/h265", "vp8": "video/vp8", "vp9": "video/vp9",
+		"av1": "video/av1", "aac": "audio/aac", "faad": "audio/aac", "opus": "audio/opus", "mp3": "audio/mpeg",
+		"mpg123": "audio/mpeg", "mpeg": "audio/mpeg", "vorbis": "audio/vorbis", "flac": "audio/flac",
+	} {
+		if strings.Contains(dec, k) {
+			return v
+		}
+	}
+	return kind + "/" + dec
+}
+
+func (in *Ingest) sinkProps() string {
+	if in.plan.Live {
+		return "sync=false async=false max-buffers=30 drop=true"
+	}
+	return "sync=true async=false"
+}
+
+// queueProps bounds a queue; when live it drops the oldest frames instead of falling behind.
+func (in *Ingest) queueProps(buffers int) string {
+	if in.plan.Live {
+		return fmt.Sprintf("queue max-size-buffers=%d max-size-bytes=0 max-size-time=0 leaky=downstream", buffers)
+	}
+	return "queue max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000"
+}
+
+func (in *Ingest) addVideo(pad *gst.Pad, src InputVideo) error {
+	layers := in.plan.Layers(src.Width, src.Height)
+	if len(layers) == 0 {
+		return fmt.Errorf("%w: no video layer fits a %dx%d source", ErrPipeline, src.Width, src.Height)
+	}
+	fps := in.plan.FrameRate
+	if fps <= 0 {
+		fps = 30
+	}
+	keyint := int(in.plan.KeyframeEvery.Seconds() * fps)
+	if keyint <= 0 {
+		keyint = int(2 * fps)
+	}
+	var b stringsBuilder
+	b.f(`%s ! videoconvert ! videorate drop-only=true max-rate=%d ! video/x-raw,format=I420 ! tee name=t `, in.queueProps(3), int(fps+0.5))
+	for i, l := range layers {
+		threads := 1
+		if l.Width*l.Height > 640*360 {
+			threads = 2
+		}
+		var enc string
+		switch in.plan.VideoCodec {
+		case "vp8":
+			enc = fmt.Sprintf(`vp8enc name=enc%d target-bitrate=%d keyframe-max-dist=%d deadline=1 cpu-used=-6 end-usage=cbr
+				buffer-size=1000 buffer-initial-size=500 buffer-optimal-size=600 threads=%d error-resilient=default lag-in-frames=0 ! video/x-vp8`,
+				i, l.Bitrate, keyint, threads)
+		default:
+			enc = fmt.Sprintf(`x264enc name=enc%d tune=zerolatency speed-preset=veryfast bitrate=%d vbv-buf-capacity=1000
+				key-int-max=%d bframes=0 threads=%d ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au`,
+				i, l.Bitrate/1000, keyint, threads)
+		}
+		b.f(`t. ! %s ! videoscale ! video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1 ! %s ! appsink name=v%d %s `,
+			in.queueProps(2), l.Width, l.Height, enc, i, in.sinkProps())
+	}
+	bin, err := in.addBin(pad, b.String())
+	if err != nil {
+		return err
+	}
+	in.h.VideoStarted(src, layers)
+	var encs []*gst.Element
+	for i := range layers {
+		i := i
+		if e, err := bin.GetElementByName(fmt.Sprintf("enc%d", i)); err == nil {
+			encs = append(encs, e)
+		}
+		el, err := bin.GetElementByName(fmt.Sprintf("v%d", i))
+		if err != nil {
+			return fmt.Errorf("%w: no sink for layer %d", ErrPipeline, i)
+		}
+		onSample(el, func(data []byte, pts, dur time.Duration) { in.h.Video(i, data, pts, dur) })
+	}
+	in.mu.Lock()
+	in.encoders = encs
+	in.mu.Unlock()
+	bin.SyncStateWithParent()
+	return nil
+}
+
+func (in *Ingest) addAudio(pad *gst.Pad, src InputAudio) error {
+	ch := in.plan.AudioChannels
+	if ch <= 0 {
+		ch = 2
+	}
+	desc := fmt.Sprintf(`%s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=%d
+		! opusenc bitrate=%d dtx=%t frame-size=20 ! appsink name=a %s`,
+		in.queueProps(50), ch, in.plan.AudioBitrate, in.plan.AudioDTX, in.sinkProps())
+	bin, err := in.addBin(pad, desc)
+	if err != nil {
+		return err
+	}
+	in.h.AudioStarted(src)
+	el, err := bin.GetElementByName("a")
+	if err != nil {
+		return fmt.Errorf("%w: no audio sink", ErrPipeline)
+	}
+	onSample(el, in.h.Audio)
+	bin.SyncStateWithParent()
+	return nil
+}
+
+// link drains pad into a throwaway branch.
+func (in *Ingest) link(pad *gst.Pad, desc string) error {
+	bin, err := in.addBin(pad, desc)
+	if err != nil {
+		return err
+	}
+	bin.SyncStateWithParent()
+	return nil
+}
+
+// addBin adds desc as a bin to the pipeline and links pad to its ghost sink pad (not yet playing).
+func (in *Ingest) addBin(pad *gst.Pad, desc string) (*gst.Bin, error) {
+	bin, err := gst.NewBinFromString(desc, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: branch: %v", ErrPipeline, err)
+	}
+	if err := in.g.pipeline.Add(bin.Element); err != nil {
+		return nil, fmt.Errorf("%w: add branch: %v", ErrPipeline, err)
+	}
+	if ret := pad.Link(bin.GetStaticPad("sink")); ret != gst.PadLinkOK {
+		return nil, fmt.Errorf("%w: link branch: %s", ErrPipeline, ret.String())
+	}
+	return bin, nil
+}
+
+// onSample calls fn with every buffer reaching the appsink el.
+func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) {
+	app.SinkFromElement(el).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: func(s *app.Sink) gst.FlowReturn {
+		sample := s.PullSample()
+		if sample == nil {
+			return gst.FlowEOS
+		}
+		buf := sample.GetBuffer()
+		if buf == nil {
+			return gst.FlowOK
+		}
+		var pts, dur time.Duration
+		if p := buf.PresentationTimestamp(); p != gst.ClockTimeNone {
+			pts = time.Duration(p)
+		}
+		if d := buf.Duration(); d != gst.ClockTimeNone {
+			dur = time.Duration(d)
+		}
+		fn(buf.Bytes(), pts, dur)
+		return gst.FlowOK
+	}})
+}
