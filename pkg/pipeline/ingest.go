@@ -79,7 +79,6 @@ type Ingest struct {
 	video    bool // a video branch exists
 	audio    bool
 	encoders []*gst.Element
-	decoders map[string]string // "video"/"audio" → decoder factory name
 
 	inBytes [2]atomic.Int64 // encoded input bytes reaching the video [0] and audio [1] decoders
 	started time.Time
@@ -92,25 +91,19 @@ type Ingest struct {
 func NewIngest(plan IngestPlan, h IngestHandler) (*Ingest, error) {
 	var desc string
 	if plan.URL != "" {
-		desc = fmt.Sprintf(`uridecodebin name=dec uri=%q`, plan.URL)
+		desc = fmt.Sprintf(`urisourcebin uri=%q ! parsebin name=dec`, plan.URL)
 	} else {
-		desc = fmt.Sprintf(`fdsrc fd=%d blocksize=16384 ! queue max-size-bytes=4000000 max-size-time=0 max-size-buffers=0 ! decodebin name=dec`, plan.FD)
+		desc = fmt.Sprintf(`fdsrc fd=%d blocksize=16384 ! queue max-size-bytes=4000000 max-size-time=0 max-size-buffers=0 ! parsebin name=dec`, plan.FD)
 	}
 	initGst()
 	p, err := gst.NewPipelineFromString(desc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: build input: %v", ErrPipeline, err)
 	}
-	in := &Ingest{g: &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}, plan: plan, h: h, started: time.Now(),
-		decoders: map[string]string{}, failc: make(chan error, 1), done: make(chan error, 1)}
+	in := &Ingest{g: &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}, plan: plan, h: h, started: time.Now(), failc: make(chan error, 1), done: make(chan error, 1)}
 	dec, err := p.GetElementByName("dec")
 	if err != nil {
 		return nil, fmt.Errorf("%w: no decoder: %v", ErrPipeline, err)
-	}
-	if _, err := p.Connect("deep-element-added", func(_ *gst.Bin, _ *gst.Bin, el *gst.Element) {
-		in.noteElement(el)
-	}); err != nil {
-		return nil, fmt.Errorf("%w: watch decoders: %v", ErrPipeline, err)
 	}
 	if _, err := dec.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) {
 		if err := in.padAdded(pad); err != nil {
@@ -159,38 +152,6 @@ func (in *Ingest) ForceKeyframe() {
 	}
 }
 
-func (in *Ingest) noteElement(el *gst.Element) {
-	f := el.GetFactory()
-	if f == nil {
-		return
-	}
-	klass := f.GetMetadata("klass")
-	if !strings.Contains(klass, "Decoder") {
-		return
-	}
-	idx := 1
-	in.mu.Lock()
-	switch {
-	case strings.Contains(klass, "Video"):
-		in.decoders["video"] = f.GetName()
-		idx = 0
-	case strings.Contains(klass, "Audio"):
-		in.decoders["audio"] = f.GetName()
-	default:
-		in.mu.Unlock()
-		return
-	}
-	in.mu.Unlock()
-	if pad := el.GetStaticPad("sink"); pad != nil {
-		pad.AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-			if b := info.GetBuffer(); b != nil {
-				in.inBytes[idx].Add(b.GetSize())
-			}
-			return gst.PadProbeOK
-		})
-	}
-}
-
 // InputBitrates is the average encoded bitrate of the input's video and audio so far, in bps.
 func (in *Ingest) InputBitrates() (video, audio int) {
 	secs := time.Since(in.started).Seconds()
@@ -227,40 +188,51 @@ func capsInfo(c *gst.Caps) (name string, ints map[string]int, fps float64) {
 	return s.Name(), ints, fps
 }
 
+// padAdded takes one parsed (still encoded) stream of the input: its caps name the codec and,
+// after the parser, its size, frame rate, channels and rate.
 func (in *Ingest) padAdded(pad *gst.Pad) error {
 	caps := pad.GetCurrentCaps()
 	name, ints, fps := capsInfo(caps)
 	in.mu.Lock()
 	switch {
-	case strings.HasPrefix(name, "video/x-raw") && !in.video:
+	case strings.HasPrefix(name, "video/") && !in.video:
 		in.video = true
 		in.mu.Unlock()
-		return in.addVideo(pad, InputVideo{Mime: in.mime("video"), Width: ints["width"], Height: ints["height"], FrameRate: fps})
-	case strings.HasPrefix(name, "audio/x-raw") && !in.audio:
+		in.countBytes(pad, 0)
+		return in.addVideo(pad, name, InputVideo{Mime: mimeOf(name, ints), Width: ints["width"], Height: ints["height"], FrameRate: fps})
+	case strings.HasPrefix(name, "audio/") && !in.audio:
 		in.audio = true
 		in.mu.Unlock()
-		return in.addAudio(pad, InputAudio{Mime: in.mime("audio"), Channels: ints["channels"], SampleRate: ints["rate"]})
+		in.countBytes(pad, 1)
+		return in.addAudio(pad, InputAudio{Mime: mimeOf(name, ints), Channels: ints["channels"], SampleRate: ints["rate"]})
 	}
 	in.mu.Unlock()
 	// A second stream of a kind (or subtitles, data): drained so it never blocks the demuxer.
-	return in.link(pad, "queue ! fakesink sync=false async=false")
+	return in.link(pad, "queue name=in ! fakesink sync=false async=false")
 }
 
-// mime maps the decoder that was plugged to the input's codec ("video/h264", "audio/aac" …).
-func (in *Ingest) mime(kind string) string {
-	in.mu.Lock()
-	dec := in.decoders[kind]
-	in.mu.Unlock()
-	for k, v := range map[string]string{
-		"h264": "video/h264", "h265": "video/h265", "hevc": "video/h265", "vp8": "video/vp8", "vp9": "video/vp9",
-		"av1": "video/av1", "aac": "audio/aac", "faad": "audio/aac", "opus": "audio/opus", "mp3": "audio/mpeg",
-		"mpg123": "audio/mpeg", "mpeg": "audio/mpeg", "vorbis": "audio/vorbis", "flac": "audio/flac",
-	} {
-		if strings.Contains(dec, k) {
-			return v
+// mimeOf names a parsed stream's codec the way LiveKit does ("video/h264", "audio/aac" …).
+func mimeOf(capsName string, ints map[string]int) string {
+	switch capsName {
+	case "audio/mpeg":
+		if ints["mpegversion"] == 1 {
+			return "audio/mpeg"
 		}
+		return "audio/aac"
+	case "video/x-raw", "audio/x-raw":
+		return capsName
 	}
-	return kind + "/" + dec
+	return strings.Replace(capsName, "/x-", "/", 1)
+}
+
+// countBytes adds the encoded bytes crossing pad to the input's video (0) or audio (1) total.
+func (in *Ingest) countBytes(pad *gst.Pad, idx int) {
+	pad.AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		if b := info.GetBuffer(); b != nil {
+			in.inBytes[idx].Add(b.GetSize())
+		}
+		return gst.PadProbeOK
+	})
 }
 
 func (in *Ingest) sinkProps() string {
@@ -278,7 +250,16 @@ func (in *Ingest) queueProps(buffers int) string {
 	return "queue max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000"
 }
 
-func (in *Ingest) addVideo(pad *gst.Pad, src InputVideo) error {
+// decoder is the decoding chain for a parsed stream: H.264 single-threaded (frame threads each
+// add a frame of delay), anything else through decodebin.
+func decoder(capsName string) string {
+	if capsName == "video/x-h264" {
+		return "avdec_h264 max-threads=1"
+	}
+	return "decodebin"
+}
+
+func (in *Ingest) addVideo(pad *gst.Pad, capsName string, src InputVideo) error {
 	layers := in.plan.Layers(src.Width, src.Height)
 	if len(layers) == 0 {
 		return fmt.Errorf("%w: no video layer fits a %dx%d source", ErrPipeline, src.Width, src.Height)
@@ -292,7 +273,8 @@ func (in *Ingest) addVideo(pad *gst.Pad, src InputVideo) error {
 		keyint = int(2 * fps)
 	}
 	var b stringsBuilder
-	b.f(`%s ! videoconvert ! videorate drop-only=true max-rate=%d ! video/x-raw,format=I420 ! tee name=t `, in.queueProps(3), int(fps+0.5))
+	b.f(`%s name=in ! %s ! %s ! videoconvert ! videorate drop-only=true max-rate=%d ! video/x-raw,format=I420 ! tee name=t `,
+		in.queueProps(8), decoder(capsName), in.queueProps(3), int(fps+0.5))
 	for i, l := range layers {
 		threads := 1
 		if l.Width*l.Height > 640*360 {
@@ -341,7 +323,7 @@ func (in *Ingest) addAudio(pad *gst.Pad, src InputAudio) error {
 	if ch <= 0 {
 		ch = 2
 	}
-	desc := fmt.Sprintf(`%s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=%d
+	desc := fmt.Sprintf(`queue name=in ! decodebin ! %s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=%d
 		! opusenc bitrate=%d dtx=%t frame-size=20 ! appsink name=a %s`,
 		in.queueProps(50), ch, in.plan.AudioBitrate, in.plan.AudioDTX, in.sinkProps())
 	bin, err := in.addBin(pad, desc)
@@ -368,17 +350,27 @@ func (in *Ingest) link(pad *gst.Pad, desc string) error {
 	return nil
 }
 
-// addBin adds desc as a bin to the pipeline and links pad to its ghost sink pad (not yet playing).
+// addBin adds desc as a bin to the pipeline and links pad to its first element (not yet playing).
+// The sink is ghosted by hand: with a decodebin inside, the parser would ghost the element after
+// decodebin's not-yet-existing pad instead of the first one.
 func (in *Ingest) addBin(pad *gst.Pad, desc string) (*gst.Bin, error) {
-	bin, err := gst.NewBinFromString(desc, true)
+	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: branch: %v", ErrPipeline, err)
+	}
+	first, err := bin.GetElementByName("in")
+	if err != nil {
+		return nil, fmt.Errorf("%w: branch %q has no element named in", ErrPipeline, desc)
+	}
+	ghost := gst.NewGhostPad("sink", first.GetStaticPad("sink"))
+	if ghost == nil || !bin.AddPad(ghost.Pad) {
+		return nil, fmt.Errorf("%w: branch sink", ErrPipeline)
 	}
 	if err := in.g.pipeline.Add(bin.Element); err != nil {
 		return nil, fmt.Errorf("%w: add branch: %v", ErrPipeline, err)
 	}
-	if ret := pad.Link(bin.GetStaticPad("sink")); ret != gst.PadLinkOK {
-		return nil, fmt.Errorf("%w: link branch: %s", ErrPipeline, ret.String())
+	if ret := pad.Link(ghost.Pad); ret != gst.PadLinkOK {
+		return nil, fmt.Errorf("%w: link %s (%s) to branch %q: %s", ErrPipeline, pad.GetName(), pad.GetCurrentCaps(), desc, ret.String())
 	}
 	return bin, nil
 }

@@ -56,6 +56,7 @@ rtc:
 redis: {address: %s}
 keys: {%s: %s}
 webhook: {api_key: %s, urls: ["%s"]}
+ingress: {rtmp_base_url: "rtmp://127.0.0.1:1935/x"} # only echoed into IngressInfo.url
 logging: {level: info}
 `, lp, FreePort(t), FreePort(t), NodeIP, s.RedisAddr, APIKey, APISecret, APIKey, s.Webhooks.URL)
 	confPath := filepath.Join(s.Dir, "livekit.yaml")
@@ -108,6 +109,19 @@ func (w *Webhooks) ForEgress(id string) ([]*livekit.WebhookEvent, []error) {
 	var out []*livekit.WebhookEvent
 	for _, e := range w.events {
 		if e.EgressInfo != nil && e.EgressInfo.EgressId == id {
+			out = append(out, e)
+		}
+	}
+	return out, append([]error(nil), w.bad...)
+}
+
+// ForIngress returns the events about one ingress, in arrival order, and any signature failures.
+func (w *Webhooks) ForIngress(id string) ([]*livekit.WebhookEvent, []error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*livekit.WebhookEvent
+	for _, e := range w.events {
+		if e.IngressInfo != nil && e.IngressInfo.IngressId == id {
 			out = append(out, e)
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +59,9 @@ type Worker struct {
 	HTTPAddr string
 	LocalDir string // local_output_dir
 	TmpDir   string
+	// RTMPURL is where to push RTMP, without the stream key: "rtmp://127.0.0.1:PORT/x". Empty when
+	// the test's extra config has its own ingress section whose rtmp_addr cannot be read.
+	RTMPURL string
 }
 
 // StartWorker runs `mediaworker worker` against the stack; extra is appended to its YAML config
@@ -74,6 +79,15 @@ func (s *Stack) RestartWorker(t testing.TB, name string, old *Worker, extra stri
 
 func (s *Stack) startWorker(t testing.TB, name, tmpDir, localDir, extra string, env []string) *Worker {
 	w := &Worker{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LocalDir: localDir, TmpDir: tmpDir}
+	ingress := ""
+	if addr, own := ingressAddr(extra); own {
+		w.RTMPURL = rtmpURL(addr)
+	} else {
+		// The default :1935 would make two workers of one test collide: each gets its own port.
+		addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		ingress = fmt.Sprintf("ingress: {rtmp_addr: %q}\n", addr)
+		w.RTMPURL = rtmpURL(addr)
+	}
 	conf := fmt.Sprintf(`api_key: %s
 api_secret: %s
 ws_url: %s
@@ -82,7 +96,7 @@ http_addr: %s
 log_level: debug
 tmp_dir: %s
 local_output_dir: %s
-%s`, APIKey, APISecret, s.WsURL, s.RedisAddr, w.HTTPAddr, w.TmpDir, w.LocalDir, extra)
+%s%s`, APIKey, APISecret, s.WsURL, s.RedisAddr, w.HTTPAddr, w.TmpDir, w.LocalDir, ingress, extra)
 	w.Proc = Start(t, name, append([]string{"MEDIAWORKER_CONFIG_BODY=" + conf}, env...), WorkerBinary(t), "worker")
 	Eventually(t, 20*time.Second, name+" ready", func() bool {
 		resp, err := http.Get("http://" + w.HTTPAddr + "/readyz")
@@ -93,6 +107,36 @@ local_output_dir: %s
 		return resp.StatusCode == http.StatusOK
 	})
 	return w
+}
+
+var (
+	ingressLine  = regexp.MustCompile(`(?m)^ingress:`)
+	rtmpAddrLine = regexp.MustCompile(`rtmp_addr:\s*["']?([^"'\s,}]*)`)
+)
+
+// ingressAddr reports whether extra has its own top-level ingress section and, if so, the
+// rtmp_addr it sets ("" if none is found: then there is no RTMP URL to offer).
+func ingressAddr(extra string) (addr string, own bool) {
+	if !ingressLine.MatchString(extra) {
+		return "", false
+	}
+	if m := rtmpAddrLine.FindStringSubmatch(extra); m != nil {
+		return m[1], true
+	}
+	return "", true
+}
+
+// rtmpURL is the push URL (without stream key) for a listen address; a wildcard host
+// (":1935", "0.0.0.0:1935") is reached on loopback. "" if addr is not host:port.
+func rtmpURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "rtmp://" + net.JoinHostPort(host, port) + "/x"
 }
 
 // Job is one entry of the worker's /jobs.

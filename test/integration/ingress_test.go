@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+
+	"github.com/mediaworker/mediaworker/test/stack"
+)
+
+// ingressEvents is the sequence of ingress webhooks for id, as "event:STATUS".
+func ingressEvents(t *testing.T, s *stack.Stack, id string) []string {
+	t.Helper()
+	evs, bad := s.Webhooks.ForIngress(id)
+	if len(bad) > 0 {
+		t.Fatalf("webhooks with bad signatures: %v", bad)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Event+":"+e.IngressInfo.GetState().GetStatus().String())
+	}
+	return out
+}
+
+// waitIngressEvent waits until the ingress webhooks of id include n events named event.
+func waitIngressEvent(t *testing.T, s *stack.Stack, id, event string, n int, d time.Duration) {
+	t.Helper()
+	stack.Eventually(t, d, fmt.Sprintf("%d× %s for %s", n, event, id), func() bool {
+		c := 0
+		for _, e := range ingressEvents(t, s, id) {
+			if strings.HasPrefix(e, event+":") {
+				c++
+			}
+		}
+		return c >= n
+	})
+}
+
+func ingressState(t *testing.T, s *stack.Stack, id string) *livekit.IngressState {
+	t.Helper()
+	resp, err := s.Ingress().ListIngress(ctx(t), &livekit.ListIngressRequest{IngressId: id})
+	if err != nil || len(resp.Items) != 1 {
+		t.Fatalf("ListIngress %s: %v %v", id, resp, err)
+	}
+	return resp.Items[0].State
+}
+
+func trackOf(tracks []stack.SubTrack, kind lksdk.TrackKind) *stack.SubTrack {
+	for i := range tracks {
+		if tracks[i].Kind == kind {
+			return &tracks[i]
+		}
+	}
+	return nil
+}
+
+// TestRTMPIngress pushes the way OBS does (FLV, H.264 High with B-frames, keyframe every 2 s,
+// AAC 48 kHz stereo) and checks what a subscriber in the room gets, the states and webhooks, a
+// wrong key and a second publisher refused while the stream goes on, the key reused after the
+// publisher stops, and DeleteIngress ending a live session.
+func TestRTMPIngress(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	info, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+		InputType: livekit.IngressInput_RTMP_INPUT, Name: "obs", RoomName: "live",
+		ParticipantIdentity: "obs-studio", ParticipantName: "OBS Studio", ParticipantMetadata: `{"camera":"main"}`,
+	})
+	if err != nil {
+		t.Fatalf("CreateIngress: %v", err)
+	}
+	url := w.RTMPURL + "/" + info.StreamKey
+	sub := s.Subscribe(t, "live")
+	obs := stack.PushRTMP(t, url, stack.RTMPSource{Width: 1280, Height: 720, FPS: 30})
+
+	tracks := sub.WaitTracks(t, 2, 30*time.Second)
+	video, audio := trackOf(tracks, lksdk.TrackKindVideo), trackOf(tracks, lksdk.TrackKindAudio)
+	if video == nil || audio == nil {
+		t.Fatalf("tracks: %+v", tracks)
+	}
+	if video.Identity != "obs-studio" || video.Name != "OBS Studio" || video.Metadata != `{"camera":"main"}` || video.ParticipantKind != livekit.ParticipantInfo_INGRESS {
+		t.Fatalf("publisher: identity %q name %q metadata %q kind %s", video.Identity, video.Name, video.Metadata, video.ParticipantKind)
+	}
+	if video.Info.Source != livekit.TrackSource_CAMERA || audio.Info.Source != livekit.TrackSource_MICROPHONE {
+		t.Fatalf("sources: video %s audio %s", video.Info.Source, audio.Info.Source)
+	}
+	if !strings.EqualFold(audio.MimeType, "audio/opus") || !strings.EqualFold(video.MimeType, "video/h264") {
+		t.Fatalf("codecs: video %s audio %s", video.MimeType, audio.MimeType)
+	}
+	// The default preset: three layers of 1280x720, 640x360, 320x180.
+	var dims []string
+	for _, l := range video.Info.Layers {
+		dims = append(dims, fmt.Sprintf("%s:%dx%d", l.Quality, l.Width, l.Height))
+	}
+	slices.Sort(dims)
+	if got := strings.Join(dims, " "); got != "HIGH:1280x720 LOW:320x180 MEDIUM:640x360" {
+		t.Fatalf("simulcast layers: %s", got)
+	}
+	// The layers are really there: the SFU forwards each one when asked, at its size.
+	for _, q := range []struct {
+		quality livekit.VideoQuality
+		w, h    int
+	}{{livekit.VideoQuality_LOW, 320, 180}, {livekit.VideoQuality_MEDIUM, 640, 360}, {livekit.VideoQuality_HIGH, 1280, 720}} {
+		sub.SetQuality(t, "obs-studio", q.quality)
+		stack.Eventually(t, 15*time.Second, fmt.Sprintf("%s layer at %dx%d", q.quality, q.w, q.h), func() bool {
+			v := trackOf(sub.Tracks(), lksdk.TrackKindVideo)
+			return v != nil && v.LastWidth == q.w && v.LastHeight == q.h
+		})
+	}
+
+	st := ingressState(t, s, info.IngressId)
+	if st.Status != livekit.IngressState_ENDPOINT_PUBLISHING || st.ResourceId == "" || st.RoomId == "" {
+		t.Fatalf("state while publishing: %v", st)
+	}
+	if v := st.Video; v == nil || v.MimeType != "video/h264" || v.Width != 1280 || v.Height != 720 || !near(v.Framerate, 30, 1) {
+		t.Fatalf("input video state: %v", st.Video)
+	}
+	if a := st.Audio; a == nil || a.MimeType != "audio/aac" || a.Channels != 2 || a.SampleRate != 48000 {
+		t.Fatalf("input audio state: %v", st.Audio)
+	}
+
+	// A wrong key and a second publisher on the live key are refused; the stream goes on.
+	before := trackOf(sub.Tracks(), lksdk.TrackKindVideo).Packets
+	for _, bad := range []string{w.RTMPURL + "/not-a-key", url} {
+		p := stack.TryPushRTMP(t, bad, stack.RTMPSource{Width: 320, Height: 240, FPS: 15, Duration: 20 * time.Second})
+		if !p.Wait(15 * time.Second) {
+			t.Fatalf("publisher to %s was not refused", bad)
+		}
+	}
+	stack.Eventually(t, 5*time.Second, "stream still flowing", func() bool {
+		return trackOf(sub.Tracks(), lksdk.TrackKindVideo).Packets > before+100
+	})
+
+	// The publisher stops: the session ends INACTIVE and the key stays usable.
+	obs.Interrupt(t, 10*time.Second)
+	waitIngressEvent(t, s, info.IngressId, "ingress_ended", 1, 20*time.Second)
+	if st := ingressState(t, s, info.IngressId); st.Status != livekit.IngressState_ENDPOINT_INACTIVE || st.EndedAt == 0 {
+		t.Fatalf("state after the publisher stopped: %v", st)
+	}
+	sub.Close()
+
+	sub2 := s.Subscribe(t, "live")
+	again := stack.TryPushRTMP(t, url, stack.RTMPSource{Width: 640, Height: 360, FPS: 30}) // DeleteIngress disconnects it
+	tracks = sub2.WaitTracks(t, 2, 30*time.Second)
+	// A 360p source is never upscaled: only the layers up to its size.
+	var top uint32
+	for _, l := range trackOf(tracks, lksdk.TrackKindVideo).Info.Layers {
+		top = max(top, l.Width)
+	}
+	if top != 640 {
+		t.Fatalf("layers of a 640x360 source: %v", trackOf(tracks, lksdk.TrackKindVideo).Info.Layers)
+	}
+	waitIngressEvent(t, s, info.IngressId, "ingress_started", 2, 20*time.Second)
+
+	// DeleteIngress ends the live session and the publisher is disconnected.
+	if _, err := s.Ingress().DeleteIngress(ctx(t), &livekit.DeleteIngressRequest{IngressId: info.IngressId}); err != nil {
+		t.Fatalf("DeleteIngress: %v", err)
+	}
+	if !again.Wait(20 * time.Second) {
+		t.Fatal("the publisher of a deleted ingress is still connected")
+	}
+	stack.Eventually(t, 20*time.Second, "no ingress session left", func() bool { return len(w.Jobs(t)) == 0 })
+
+	got := strings.Join(ingressEvents(t, s, info.IngressId), " ")
+	if !strings.HasPrefix(got, "ingress_started:ENDPOINT_PUBLISHING ingress_ended:ENDPOINT_INACTIVE ingress_started:ENDPOINT_PUBLISHING") {
+		t.Fatalf("ingress webhooks: %s", got)
+	}
+	for _, line := range []string{info.StreamKey} {
+		if strings.Contains(w.Output(), line) {
+			t.Fatal("the stream key appears in the worker's log")
+		}
+	}
+}
+
+// TestURLIngress pulls files over HTTP (MP4, an HLS playlist, an audio-only MP3) and a URL that
+// does not exist: each publishes what it has and ends COMPLETE, or ends ERROR with the reason.
+func TestURLIngress(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	dir := t.TempDir()
+	src := stack.RTMPSource{Width: 640, Height: 360, FPS: 30, Duration: 4 * time.Second}
+	stack.MakeMediaFile(t, dir, "clip.mp4", src)
+	stack.MakeMediaFile(t, dir, "tone.mp3", stack.RTMPSource{AudioOnly: true, Duration: 4 * time.Second})
+	hls := stack.MakeHLS(t, dir, src)
+	base := stack.ServeDir(t, dir)
+	hlsURL := base + "/" + strings.TrimPrefix(hls[len(dir):], "/")
+
+	cases := []struct {
+		name, url  string
+		kinds      []lksdk.TrackKind
+		wantStatus livekit.IngressState_Status
+	}{
+		{"mp4", base + "/clip.mp4", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"hls", hlsURL, []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"mp3", base + "/tone.mp3", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"missing", base + "/nothing-here.mp4", nil, livekit.IngressState_ENDPOINT_ERROR},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			room := "url-" + c.name
+			sub := s.Subscribe(t, room)
+			defer sub.Close()
+			info, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+				InputType: livekit.IngressInput_URL_INPUT, Url: c.url, RoomName: room, ParticipantIdentity: "puller",
+			})
+			if err != nil {
+				t.Fatalf("CreateIngress: %v", err)
+			}
+			if len(c.kinds) > 0 {
+				tracks := sub.WaitTracks(t, len(c.kinds), 30*time.Second)
+				for _, k := range c.kinds {
+					if trackOf(tracks, k) == nil {
+						t.Fatalf("no %s track: %+v", k, tracks)
+					}
+				}
+				time.Sleep(time.Second)
+				if got := len(sub.Tracks()); got != len(c.kinds) {
+					t.Fatalf("%d tracks published, want %d", got, len(c.kinds))
+				}
+			}
+			waitIngressEvent(t, s, info.IngressId, "ingress_ended", 1, 40*time.Second)
+			st := ingressState(t, s, info.IngressId)
+			if st.Status != c.wantStatus {
+				t.Fatalf("final state %v, want %s", st, c.wantStatus)
+			}
+			if c.wantStatus == livekit.IngressState_ENDPOINT_ERROR && st.Error == "" {
+				t.Fatal("ERROR without a reason")
+			}
+			t.Logf("%s: %s %q", c.name, st.Status, st.Error)
+		})
+	}
+}
