@@ -148,7 +148,13 @@ func (s *session) run(ctx context.Context) error {
 				return fmt.Errorf("input: %w", err)
 			}
 			s.log.Info("input ended")
-			return s.err()
+			if err := s.err(); err != nil {
+				return err
+			}
+			if s.state().Status != livekit.IngressState_ENDPOINT_PUBLISHING {
+				return errors.New("the input ended before any audio or video could be published: is it a supported format (FLV/H.264/AAC, MP4, MKV, WebM, HLS, MP3, OGG, M4A)?")
+			}
+			return nil
 		case <-ctx.Done():
 			s.log.Info("session stopped")
 			return s.err()

@@ -89,14 +89,8 @@ type Ingest struct {
 
 // NewIngest builds and starts the pipeline; branches appear as the input's streams are found.
 func NewIngest(plan IngestPlan, h IngestHandler) (*Ingest, error) {
-	var desc string
-	if plan.URL != "" {
-		desc = fmt.Sprintf(`urisourcebin uri=%q ! parsebin name=dec`, plan.URL)
-	} else {
-		desc = fmt.Sprintf(`fdsrc fd=%d blocksize=16384 ! queue max-size-bytes=4000000 max-size-time=0 max-size-buffers=0 ! parsebin name=dec`, plan.FD)
-	}
 	initGst()
-	p, err := gst.NewPipelineFromString(desc)
+	p, err := inputPipeline(plan)
 	if err != nil {
 		return nil, fmt.Errorf("%w: build input: %v", ErrPipeline, err)
 	}
@@ -128,6 +122,29 @@ func NewIngest(plan IngestPlan, h IngestHandler) (*Ingest, error) {
 		}
 	}()
 	return in, nil
+}
+
+// inputPipeline is the source part, ending in the element "dec" whose pads carry the streams.
+// A URL goes through uridecodebin: HLS (hlsdemux2 exposes several parsed pads), ID3-tagged MP3
+// and the rest all come out decoded, so the input's codec names are not known. An FLV stream
+// goes through parsebin: its pads carry the codecs, sizes and rates.
+func inputPipeline(plan IngestPlan) (*gst.Pipeline, error) {
+	if plan.URL == "" {
+		return gst.NewPipelineFromString(fmt.Sprintf(
+			`fdsrc fd=%d blocksize=16384 ! queue max-size-bytes=4000000 max-size-time=0 max-size-buffers=0 ! parsebin name=dec`, plan.FD))
+	}
+	p, err := gst.NewPipeline("")
+	if err != nil {
+		return nil, err
+	}
+	dec, err := gst.NewElementWithName("uridecodebin", "dec")
+	if err != nil {
+		return nil, err
+	}
+	if err := dec.SetProperty("uri", plan.URL); err != nil {
+		return nil, err
+	}
+	return p, p.Add(dec)
 }
 
 // Done receives nil at the end of the input or the first error.
@@ -204,7 +221,7 @@ func (in *Ingest) padAdded(pad *gst.Pad) error {
 		in.audio = true
 		in.mu.Unlock()
 		in.countBytes(pad, 1)
-		return in.addAudio(pad, InputAudio{Mime: mimeOf(name, ints), Channels: ints["channels"], SampleRate: ints["rate"]})
+		return in.addAudio(pad, name, InputAudio{Mime: mimeOf(name, ints), Channels: ints["channels"], SampleRate: ints["rate"]})
 	}
 	in.mu.Unlock()
 	// A second stream of a kind (or subtitles, data): drained so it never blocks the demuxer.
@@ -220,7 +237,7 @@ func mimeOf(capsName string, ints map[string]int) string {
 		}
 		return "audio/aac"
 	case "video/x-raw", "audio/x-raw":
-		return capsName
+		return "" // decoded by uridecodebin: the codec is not known
 	}
 	return strings.Replace(capsName, "/x-", "/", 1)
 }
@@ -253,8 +270,11 @@ func (in *Ingest) queueProps(buffers int) string {
 // decoder is the decoding chain for a parsed stream: H.264 single-threaded (frame threads each
 // add a frame of delay), anything else through decodebin.
 func decoder(capsName string) string {
-	if capsName == "video/x-h264" {
+	switch capsName {
+	case "video/x-h264":
 		return "avdec_h264 max-threads=1"
+	case "video/x-raw", "audio/x-raw":
+		return "identity"
 	}
 	return "decodebin"
 }
@@ -318,14 +338,14 @@ func (in *Ingest) addVideo(pad *gst.Pad, capsName string, src InputVideo) error 
 	return nil
 }
 
-func (in *Ingest) addAudio(pad *gst.Pad, src InputAudio) error {
+func (in *Ingest) addAudio(pad *gst.Pad, capsName string, src InputAudio) error {
 	ch := in.plan.AudioChannels
 	if ch <= 0 {
 		ch = 2
 	}
-	desc := fmt.Sprintf(`queue name=in ! decodebin ! %s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=%d
+	desc := fmt.Sprintf(`queue name=in ! %s ! %s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=%d
 		! opusenc bitrate=%d dtx=%t frame-size=20 ! appsink name=a %s`,
-		in.queueProps(50), ch, in.plan.AudioBitrate, in.plan.AudioDTX, in.sinkProps())
+		decoder(capsName), in.queueProps(50), ch, in.plan.AudioBitrate, in.plan.AudioDTX, in.sinkProps())
 	bin, err := in.addBin(pad, desc)
 	if err != nil {
 		return err
