@@ -27,7 +27,8 @@ ENV MEDIAWORKER_HTTP_ADDR=0.0.0.0:9090 \
     MEDIAWORKER_TMP_DIR=/var/lib/mediaworker/tmp \
     MEDIAWORKER_LOCAL_OUTPUT_DIR=/var/lib/mediaworker/recordings
 VOLUME ["/var/lib/mediaworker"]
-EXPOSE 9090
+# 9090: health, metrics; 1935: RTMP ingress
+EXPOSE 9090 1935
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s CMD ["mediaworker", "healthcheck"]
 # tini forwards SIGTERM (drain) and SIGINT (stop all) to the worker and reaps job processes.
 ENTRYPOINT ["tini", "--", "mediaworker"]

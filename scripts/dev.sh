@@ -14,7 +14,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 busy() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-for port in 6379 7880 9000 9090; do
+for port in 6379 7880 9000 9090 1935; do
   if busy "$port"; then echo "[dev] port $port is in use: stop what holds it (ss -ltnp 'sport = :$port') and retry" >&2; exit 1; fi
 done
 
@@ -31,14 +31,19 @@ cat <<MSG
     LiveKit     ws://127.0.0.1:7880   api key: devkey   secret: mediaworker-dev-secret-0123456789abcdef
     MinIO (S3)  http://127.0.0.1:9000 minioadmin / minioadmin, bucket "recordings" (force_path_style)
     Worker      http://127.0.0.1:9090/healthz /readyz /metrics /jobs; local files in $STATE/recordings
+    RTMP        rtmp://127.0.0.1:1935/x  (ingress: OBS Server = this, Stream Key = the ingress's stream_key)
 
   Try it: publish a track from a browser (https://meet.livekit.io → custom server) or with any SDK, then
     export LIVEKIT_URL=http://127.0.0.1:7880 LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=mediaworker-dev-secret-0123456789abcdef
     lk egress start --type track ...   # or the server SDK's start_track_egress(room_name, track_id, file)
+  Ingress: create one (SDK create_ingress(input_type=RTMP_INPUT, room_name=..., participant_identity=...),
+    or lk ingress create), then push with OBS or
+    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -g 60 -c:a aac \
+      -f flv rtmp://127.0.0.1:1935/x/<stream_key>
   Ctrl-C stops everything.
 
 MSG
 LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=mediaworker-dev-secret-0123456789abcdef LIVEKIT_WS_URL=ws://127.0.0.1:7880 \
-REDIS_ADDR=127.0.0.1:6379 MEDIAWORKER_LOCAL_OUTPUT_DIR="$STATE/recordings" MEDIAWORKER_TMP_DIR="$STATE/tmp" \
+REDIS_ADDR=127.0.0.1:6379 MEDIAWORKER_RTMP_ADDR=127.0.0.1:1935 MEDIAWORKER_LOCAL_OUTPUT_DIR="$STATE/recordings" MEDIAWORKER_TMP_DIR="$STATE/tmp" \
   bin/mediaworker worker & pids+=($!)
 wait "${pids[-1]}"

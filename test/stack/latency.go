@@ -21,8 +21,9 @@ import (
 //
 // Noise costs hundreds of times the bits of flat grey, in any encoder at any layer, so the noise
 // frames stand out by size alone even after the ingress has re-encoded them. The gaps between
-// marks vary (300–700 ms in 100 ms steps, 500 on average) so that their pattern, which the frames' RTP timestamps
-// keep, tells which mark a frame answers even when the latency is longer than a gap.
+// marks vary (300–700 ms in 100 ms steps, 500 on average) so that their pattern, which the
+// frames' RTP timestamps keep, tells which mark a frame answers even when the latency is longer
+// than a gap.
 
 const (
 	probeWidth, probeHeight = 640, 360
@@ -180,7 +181,7 @@ func (lp *LatencyProbe) Marks() []time.Time {
 }
 
 // Late is how many frames the generator skipped because writing the previous one (ffmpeg reading
-// it) took past their slot: ffmpeg not keeping up in real time.
+// it) took past their slot: ffmpeg starting up (some 10 frames) or not keeping up in real time.
 func (lp *LatencyProbe) Late() int {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
@@ -191,7 +192,8 @@ func (lp *LatencyProbe) Late() int {
 func (lp *LatencyProbe) Done() <-chan struct{} { return lp.done }
 
 // Wait waits up to d for the stream to end — the generator done and ffmpeg flushed and exited —
-// and fails the test if either failed. (It hides Proc.Wait; lp.Interrupt ends the stream early.)
+// and fails the test if either failed. It hides Proc.Wait. To end the stream early, use
+// lp.Interrupt instead.
 func (lp *LatencyProbe) Wait(t testing.TB, d time.Duration) {
 	t.Helper()
 	end := time.Now().Add(d)

@@ -21,9 +21,11 @@ func TestMain(m *testing.M) { Main(m) }
 func TestSubscriberSeesPublishers(t *testing.T) {
 	s := New(t)
 	s.CreateRoom(t, "sub-room")
+	// Subscribed first, so that each publisher's file (played once) is recorded whole however
+	// slowly ffmpeg makes the next one.
+	sub := s.Subscribe(t, "sub-room")
 	s.Publish(t, "sub-room", "alice", Media{Name: "cam", Codec: "h264", Seconds: 10}, Media{Name: "mic", Codec: "opus", Seconds: 10})
 	s.Publish(t, "sub-room", "bob", Media{Name: "vp8", Codec: "vp8", Seconds: 10})
-	sub := s.Subscribe(t, "sub-room")
 	tracks := sub.WaitTracks(t, 3, 20*time.Second)
 	t.Logf("tracks: %s", describe(tracks))
 	want := []struct {

@@ -65,7 +65,8 @@ type Worker struct {
 }
 
 // StartWorker runs `mediaworker worker` against the stack; extra is appended to its YAML config
-// and env to its environment.
+// and env to its environment. Unless extra has an ingress section of its own, the worker's RTMP
+// listener gets a free loopback port (see Worker.RTMPURL), so that workers do not fight over :1935.
 func (s *Stack) StartWorker(t testing.TB, name, extra string, env ...string) *Worker {
 	t.Helper()
 	return s.startWorker(t, name, t.TempDir(), t.TempDir(), extra, env)
@@ -141,9 +142,10 @@ func rtmpURL(addr string) string {
 
 // Job is one entry of the worker's /jobs.
 type Job struct {
-	EgressID string `json:"egress_id"`
-	PID      int    `json:"pid"`
-	Status   string `json:"status"`
+	EgressID  string `json:"egress_id"`
+	IngressID string `json:"ingress_id"`
+	PID       int    `json:"pid"`
+	Status    string `json:"status"`
 }
 
 // Jobs lists the worker's running jobs.
