@@ -13,7 +13,6 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
-	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/twitchtv/twirp"
 
@@ -74,19 +73,6 @@ func TestBadRequests(t *testing.T) {
 		var te twirp.Error
 		if !errors.As(err, &te) || te.Code() != twirp.InvalidArgument || !strings.Contains(te.Msg(), "websocket_url") {
 			t.Fatalf("want invalid_argument naming websocket_url, got %v", err)
-		}
-	})
-
-	t.Run("URL ingress is unimplemented, at once", func(t *testing.T) {
-		start := time.Now()
-		_, err := lksdk.NewIngressClient(s.HTTPURL, stack.APIKey, stack.APISecret).CreateIngress(ctx(t), &livekit.CreateIngressRequest{
-			InputType: livekit.IngressInput_URL_INPUT, Url: "http://127.0.0.1:1/movie.mp4", RoomName: "bad-room", ParticipantIdentity: "film"})
-		var te twirp.Error
-		if !errors.As(err, &te) || te.Code() != twirp.Unimplemented || !strings.Contains(te.Msg(), "ingress") {
-			t.Fatalf("want twirp unimplemented, got %v", err)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Fatalf("refusal took %s", d)
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mediaworker/mediaworker/test/stack"
 )
@@ -156,17 +157,39 @@ func TestRTMPIngress(t *testing.T) {
 	}
 	waitIngressEvent(t, s, info.IngressId, "ingress_started", 2, 20*time.Second)
 
+	// UpdateIngress on a live session ends it (new settings apply to the next one); a disabled
+	// ingress refuses publishers with the reason.
+	if _, err := s.Ingress().UpdateIngress(ctx(t), &livekit.UpdateIngressRequest{IngressId: info.IngressId, Enabled: proto.Bool(false)}); err != nil {
+		t.Fatalf("UpdateIngress: %v", err)
+	}
+	if !again.Wait(20 * time.Second) {
+		t.Fatal("the publisher is still connected after UpdateIngress")
+	}
+	waitIngressEvent(t, s, info.IngressId, "ingress_ended", 2, 20*time.Second)
+	refused := stack.TryPushRTMP(t, url, stack.RTMPSource{Width: 320, Height: 240, FPS: 15, Duration: 20 * time.Second})
+	if !refused.Wait(15 * time.Second) {
+		t.Fatal("a disabled ingress accepted a publisher")
+	}
+	if !strings.Contains(w.Output(), "is disabled (UpdateIngress enabled=true to allow publishing)") {
+		t.Fatal("the refusal of a disabled ingress is not logged with its reason")
+	}
+	if _, err := s.Ingress().UpdateIngress(ctx(t), &livekit.UpdateIngressRequest{IngressId: info.IngressId, Enabled: proto.Bool(true)}); err != nil {
+		t.Fatalf("UpdateIngress: %v", err)
+	}
+	last := stack.TryPushRTMP(t, url, stack.RTMPSource{Width: 640, Height: 360, FPS: 30}) // DeleteIngress disconnects it
+	waitIngressEvent(t, s, info.IngressId, "ingress_started", 3, 30*time.Second)
+
 	// DeleteIngress ends the live session and the publisher is disconnected.
 	if _, err := s.Ingress().DeleteIngress(ctx(t), &livekit.DeleteIngressRequest{IngressId: info.IngressId}); err != nil {
 		t.Fatalf("DeleteIngress: %v", err)
 	}
-	if !again.Wait(20 * time.Second) {
+	if !last.Wait(20 * time.Second) {
 		t.Fatal("the publisher of a deleted ingress is still connected")
 	}
 	stack.Eventually(t, 20*time.Second, "no ingress session left", func() bool { return len(w.Jobs(t)) == 0 })
 
 	got := strings.Join(ingressEvents(t, s, info.IngressId), " ")
-	if !strings.HasPrefix(got, "ingress_started:ENDPOINT_PUBLISHING ingress_ended:ENDPOINT_INACTIVE ingress_started:ENDPOINT_PUBLISHING") {
+	if !strings.HasPrefix(got, "ingress_started:ENDPOINT_PUBLISHING ingress_ended:ENDPOINT_INACTIVE ingress_started:ENDPOINT_PUBLISHING ingress_ended:ENDPOINT_INACTIVE ingress_started:ENDPOINT_PUBLISHING") {
 		t.Fatalf("ingress webhooks: %s", got)
 	}
 	for _, line := range []string{info.StreamKey} {
