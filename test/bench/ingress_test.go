@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,14 +135,16 @@ func BenchmarkRTMPIngress(b *testing.B) {
 var encoded = map[string]string{}
 
 // preEncoded is 60 s of testsrc2 + a tone encoded the way OBS sends it (cached per size).
-func preEncoded(b *testing.B, w, h int) string {
-	key := fmt.Sprintf("%dx%d", w, h)
+func preEncoded(b *testing.B, w, h int) string { return preEncodedFor(b, w, h, 60) }
+
+func preEncodedFor(b *testing.B, w, h, secs int) string {
+	key := fmt.Sprintf("%dx%d-%ds", w, h, secs)
 	if p, ok := encoded[key]; ok {
 		return p
 	}
 	p := filepath.Join(b.TempDir(), key+".flv")
-	out, err := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=30", key),
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60", "-c:v", "libx264", "-profile:v", "high",
+	out, err := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=30", w, h),
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(secs), "-c:v", "libx264", "-profile:v", "high",
 		"-preset", "veryfast", "-g", "60", "-keyint_min", "60", "-bf", "2", "-b:v", "2500k", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", "-f", "flv", p).CombinedOutput()
 	if err != nil {
@@ -154,4 +158,58 @@ func preEncoded(b *testing.B, w, h int) string {
 func pushFile(b *testing.B, file, url string) *stack.Proc {
 	return stack.Start(b, "ffmpeg-rtmp", nil, "ffmpeg", "-nostdin", "-loglevel", "warning", "-re", "-stream_loop", "-1",
 		"-i", file, "-c", "copy", "-f", "flv", url)
+}
+
+// BenchmarkIngressEncoders runs the ingress's decode → 3-layer encode chain and the official
+// service's (decodebin, videorate, tee, videoscale, x264enc veryfast zerolatency with its thread
+// heuristic ceil(W·H/307200), no explicit GOP) side by side on the same 20 s 720p30 OBS-like input,
+// as fast as they go, and compares CPU seconds and each layer's SSIM against the source scaled to
+// the layer's size.
+func BenchmarkIngressEncoders(b *testing.B) {
+	src := preEncodedFor(b, 1280, 720, 20)
+	dir := b.TempDir()
+	layers := []struct{ w, h, kbps int }{{1280, 720, 1900}, {640, 360, 671}, {320, 180, 237}}
+	type result struct {
+		cpu  float64
+		ssim []string
+	}
+	run := func(name string, decode string, enc func(w, h, kbps int) string) result {
+		desc := fmt.Sprintf("filesrc location=%s ! flvdemux name=d d.video ! queue ! %s ! tee name=t ", src, decode)
+		for i, l := range layers {
+			desc += fmt.Sprintf("t. ! queue ! videoscale ! video/x-raw,width=%d,height=%d ! %s ! h264parse ! mp4mux ! filesink location=%s ",
+				l.w, l.h, enc(l.w, l.h, l.kbps), filepath.Join(dir, fmt.Sprintf("%s-%d.mp4", name, i)))
+		}
+		cmd := exec.Command("gst-launch-1.0", append([]string{"-q"}, strings.Fields(desc)...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		r := result{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()}
+		for i, l := range layers {
+			out, _ := exec.Command("ffmpeg", "-v", "info", "-i", filepath.Join(dir, fmt.Sprintf("%s-%d.mp4", name, i)), "-i", src,
+				"-lavfi", fmt.Sprintf("[1:v]scale=%d:%d:flags=bilinear[ref];[0:v][ref]ssim", l.w, l.h), "-f", "null", "-").CombinedOutput()
+			s := "?"
+			if j := strings.Index(string(out), "All:"); j >= 0 {
+				s = strings.Fields(string(out)[j+4:])[0]
+			}
+			r.ssim = append(r.ssim, s)
+		}
+		return r
+	}
+	ours := run("ours", "h264parse ! avdec_h264 max-threads=1 ! videoconvert ! videorate drop-only=true max-rate=30 ! video/x-raw,format=I420",
+		func(w, h, kbps int) string {
+			threads := 1
+			if w*h > 640*360 {
+				threads = 2
+			}
+			return fmt.Sprintf("x264enc tune=zerolatency speed-preset=veryfast bitrate=%d vbv-buf-capacity=1000 key-int-max=60 bframes=0 threads=%d ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", kbps, threads)
+		})
+	official := run("official", "decodebin ! videorate max-rate=30 ! videoconvert",
+		func(w, h, kbps int) string {
+			return fmt.Sprintf("queue ! x264enc bitrate=%d vbv-buf-capacity=1000 byte-stream=true tune=zerolatency speed-preset=veryfast threads=%d ! video/x-h264,profile=baseline",
+				kbps, (w*h+307199)/307200)
+		})
+	fmt.Printf("ingress encode chain, 20 s of 720p30 → 3 layers (as fast as possible, CPU seconds per second of input):\n")
+	fmt.Printf("  ours      %.3f cores   SSIM per layer (720p, 360p, 180p) %v\n", ours.cpu/20, ours.ssim)
+	fmt.Printf("  official  %.3f cores   SSIM per layer (720p, 360p, 180p) %v\n", official.cpu/20, official.ssim)
 }
