@@ -1,7 +1,17 @@
 package integration
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -256,4 +266,54 @@ func TestURLIngress(t *testing.T) {
 			t.Logf("%s: %s %q", c.name, st.Status, st.Error)
 		})
 	}
+}
+
+// TestRTMPSIngress pushes over RTMPS (TLS on the worker, no proxy) with a certificate the test makes.
+func TestRTMPSIngress(t *testing.T) {
+	s := stack.New(t)
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	rtmps := fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t))
+	rtmp := fmt.Sprintf("127.0.0.1:%d", stack.FreePort(t))
+	s.StartWorker(t, "worker", fmt.Sprintf("ingress: {rtmp_addr: %q, rtmps_addr: %q, tls_cert_file: %q, tls_key_file: %q}\n", rtmp, rtmps, cert, key))
+	info, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+		InputType: livekit.IngressInput_RTMP_INPUT, RoomName: "secure", ParticipantIdentity: "tls-cam",
+	})
+	if err != nil {
+		t.Fatalf("CreateIngress: %v", err)
+	}
+	sub := s.Subscribe(t, "secure")
+	stack.PushRTMP(t, "rtmps://"+rtmps+"/x/"+info.StreamKey, stack.RTMPSource{Width: 640, Height: 360, FPS: 30})
+	tracks := sub.WaitTracks(t, 2, 30*time.Second)
+	if v := trackOf(tracks, lksdk.TrackKindVideo); v == nil || v.Identity != "tls-cam" {
+		t.Fatalf("tracks over RTMPS: %+v", tracks)
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 (PEM) and returns their paths.
+func selfSigned(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
 }
