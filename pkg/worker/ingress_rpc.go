@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -169,14 +167,19 @@ func (is *ingressService) start(info *livekit.IngressInfo, resourceID, from stri
 	draining := is.s.draining
 	is.s.mu.Unlock()
 	is.mu.Lock()
-	_, busy := is.sessions[info.IngressId]
+	old := is.sessions[info.IngressId]
 	closed := is.closed
 	is.mu.Unlock()
-	switch {
-	case draining || closed:
+	if draining || closed {
 		return nil, errors.New("this worker is shutting down; publish again to reach another worker")
-	case busy:
-		return nil, fmt.Errorf("ingress %s already has a live session on this worker", info.IngressId)
+	}
+	if old != nil {
+		// OBS reconnecting: the previous session's process is usually ending already.
+		select {
+		case <-old.exited:
+		case <-time.After(3 * time.Second):
+			return nil, fmt.Errorf("ingress %s already has a live session on this worker", info.IngressId)
+		}
 	}
 	log := is.log.With("ingress_id", info.IngressId, "resource_id", resourceID, "room_name", info.RoomName)
 	now := time.Now()
@@ -371,27 +374,10 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 	if err != nil {
 		return fmt.Errorf("encode ingress info: %w", err)
 	}
-	statusR, statusW, err := os.Pipe()
+	cmd, stdin, statusR, err := spawn(exe, "run-ingress", EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
 	if err != nil {
-		return fmt.Errorf("status pipe: %w", err)
+		return err
 	}
-	cmd := exec.Command(exe, "run-ingress")
-	cmd.Env = append(os.Environ(), EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.ExtraFiles = []*os.File{statusW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		statusR.Close()
-		statusW.Close()
-		return fmt.Errorf("session stdin: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		statusR.Close()
-		statusW.Close()
-		return fmt.Errorf("start ingress process: %w", err)
-	}
-	statusW.Close()
 	ss.mu.Lock()
 	ss.stdin, ss.pid = stdin, cmd.Process.Pid
 	ss.mu.Unlock()
@@ -406,8 +392,8 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 			}
 			ss.fail(errors.New(reason))
 		}
+		onExit() // before exited closes: a reconnect waiting on it finds the ids free
 		close(ss.exited)
-		onExit()
 	}()
 	return nil
 }

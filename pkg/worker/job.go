@@ -50,28 +50,10 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 	if err != nil {
 		return fmt.Errorf("encode job request: %w", err)
 	}
-	statusR, statusW, err := os.Pipe()
+	cmd, stdin, statusR, err := spawn(exe, "run-job", EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
 	if err != nil {
-		return fmt.Errorf("status pipe: %w", err)
+		return err
 	}
-	cmd := exec.Command(exe, "run-job")
-	cmd.Env = append(os.Environ(), EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // the job logs JSON lines tagged with its egress_id
-	cmd.ExtraFiles = []*os.File{statusW}          // fd 3 = ipc.StatusFD
-	// Own process group: a Ctrl-C meant for the worker must not kill jobs before they finalise.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		statusR.Close()
-		statusW.Close()
-		return fmt.Errorf("job stdin: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		statusR.Close()
-		statusW.Close()
-		return fmt.Errorf("start job process: %w", err)
-	}
-	statusW.Close()
 	j.mu.Lock()
 	j.stdin, j.pid = stdin, cmd.Process.Pid
 	j.mu.Unlock()
@@ -86,6 +68,31 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 		onExit(j)
 	}()
 	return nil
+}
+
+// spawn starts `exe sub` with env added: the child logs to our stderr, writes status lines on fd 3
+// (statusR is our end), reads commands (or, for RTMP ingress, media) on stdin, and runs in its own
+// process group so that a Ctrl-C meant for the worker does not kill it before it finalises.
+func spawn(exe, sub string, env ...string) (*exec.Cmd, io.WriteCloser, *os.File, error) {
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("status pipe: %w", err)
+	}
+	cmd := exec.Command(exe, sub)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // JSON lines tagged with the job's ids
+	cmd.ExtraFiles = []*os.File{statusW}          // fd 3 = ipc.StatusFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	statusW.Close()
+	if err != nil {
+		statusR.Close()
+		return nil, nil, nil, fmt.Errorf("start %s process: %w", sub, err)
+	}
+	return cmd, stdin, statusR, nil
 }
 
 // onStatus takes an update from the job process.

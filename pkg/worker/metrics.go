@@ -21,7 +21,7 @@ type metrics struct {
 
 func newMetrics(s *Service) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.startedC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_jobs_startedCtotal", Help: "Jobs started, by kind."}, []string{"kind"})
+	m.startedC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_jobs_started_total", Help: "Jobs started, by kind."}, []string{"kind"})
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_jobs_ended_total", Help: "Jobs ended, by kind and final status."}, []string{"kind", "status"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_requests_refused_total", Help: "Start requests refused, by kind and psrpc code."}, []string{"kind", "code"})
 	m.uploads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediaworker_uploads_total", Help: "Output files stored, by result."}, []string{"result"})

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -22,11 +23,13 @@ import (
 // process's CPU and memory over 20 s, the frame rate a subscriber gets, and the time from the
 // publisher starting to the ingress publishing in the room. Then 3 × 720p at once. The stream is
 // encoded once beforehand and pushed with `-c copy`, so the publisher costs no CPU here (OBS runs
-// on another machine).
+// on another machine). BENCH_INGRESS=720p30 runs only that case; BENCH_WORKER_ENV adds a variable
+// to the worker's (and its sessions') environment.
 func BenchmarkRTMPIngress(b *testing.B) {
 	window := 20 * time.Second
 	s := stack.New(b)
-	w := s.StartWorker(b, "worker", "capacity: {max_jobs: 20}\n")
+	// cpu_cost is set low so that the 3-at-once part is admitted and shows what happens.
+	w := s.StartWorker(b, "worker", "ingress: {rtmp_addr: \"127.0.0.1:"+fmt.Sprint(stack.FreePort(b))+"\", cpu_cost: 0.3}\n", os.Getenv("BENCH_WORKER_ENV"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -61,6 +64,9 @@ func BenchmarkRTMPIngress(b *testing.B) {
 		{"720p30", 1280, 720, livekit.IngressVideoEncodingPreset_H264_720P_30FPS_3_LAYERS},
 		{"1080p30", 1920, 1080, livekit.IngressVideoEncodingPreset_H264_1080P_30FPS_3_LAYERS},
 	} {
+		if only := os.Getenv("BENCH_INGRESS"); only != "" && only != c.name {
+			continue
+		}
 		room := "bench-" + c.name
 		info := newIngress(room, c.preset)
 		sub := s.Subscribe(b, room)
@@ -98,6 +104,9 @@ func BenchmarkRTMPIngress(b *testing.B) {
 		stack.Eventually(b, 20*time.Second, "session ended", func() bool { return len(w.Jobs(b)) == 0 })
 	}
 
+	if os.Getenv("BENCH_INGRESS") != "" {
+		return
+	}
 	// Several 720p ingresses at once: total CPU of the session processes, and whether every one
 	// keeps its frame rate (packets at the subscriber).
 	const n = 3 // what the admission model takes at the measured cost (2 cores × 0.8)
