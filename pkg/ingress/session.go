@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,15 @@ type session struct {
 	published chan struct{}
 	failed    error
 	lastKey   time.Time
+
+	lastMedia atomic.Int64 // unix nanos of the last encoded sample
 }
+
+// Idle limits for pulled inputs (an SRT or live HLS source that stops sending never ends by itself).
+const (
+	pullIdleEnd   = 10 * time.Second // media flowed, then none for this long: the input is over
+	pullNoMediaIn = 30 * time.Second // nothing at all for this long: the input is not usable
+)
 
 func (s *session) run(ctx context.Context) error {
 	plan, err := Resolve(s.info)
@@ -141,8 +150,14 @@ func (s *session) run(ctx context.Context) error {
 	}
 	stats := time.NewTicker(every)
 	defer stats.Stop()
+	watch := time.NewTicker(time.Second)
+	defer watch.Stop()
 	for {
 		select {
+		case <-watch.C:
+			if done, err := s.idle(); done {
+				return err
+			}
 		case err := <-ingest.Done():
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
@@ -172,6 +187,22 @@ func (s *session) run(ctx context.Context) error {
 			s.report()
 		}
 	}
+}
+
+// idle ends a pulled input that stopped sending: COMPLETE if media had flowed, ERROR if none came.
+func (s *session) idle() (bool, error) {
+	if s.src.URL == "" {
+		return false, nil // a push input ends when its publisher disconnects
+	}
+	last := s.lastMedia.Load()
+	switch {
+	case last == 0 && time.Since(s.epoch) > pullNoMediaIn:
+		return true, fmt.Errorf("no media from %s after %s: check that it is reachable and sending", redactURL(s.src.URL), pullNoMediaIn)
+	case last != 0 && time.Since(time.Unix(0, last)) > pullIdleEnd:
+		s.log.Info("input idle: ending", "idle", pullIdleEnd)
+		return true, s.err()
+	}
+	return false, nil
 }
 
 func (s *session) err() error {
@@ -342,6 +373,7 @@ func (s *session) Video(i int, data []byte, pts, dur time.Duration) {
 	if t == nil {
 		return
 	}
+	s.lastMedia.Store(time.Now().UnixNano())
 	if dur <= 0 {
 		dur = time.Second / 30
 	}
@@ -356,6 +388,7 @@ func (s *session) Audio(data []byte, pts, dur time.Duration) {
 	if t == nil {
 		return
 	}
+	s.lastMedia.Store(time.Now().UnixNano())
 	if dur <= 0 {
 		dur = 20 * time.Millisecond
 	}
@@ -383,4 +416,14 @@ func (s *session) keyframe(force bool) {
 	if in != nil {
 		in.ForceKeyframe()
 	}
+}
+
+// redactURL drops credentials and the query (SRT passphrases, signed URLs) from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the input URL"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
 }

@@ -209,8 +209,9 @@ func TestRTMPIngress(t *testing.T) {
 	}
 }
 
-// TestURLIngress pulls files over HTTP (MP4, an HLS playlist, an audio-only MP3) and a URL that
-// does not exist: each publishes what it has and ends COMPLETE, or ends ERROR with the reason.
+// TestURLIngress pulls files over HTTP (MP4, an HLS playlist, WebM, audio-only MP3 / OGG / M4A),
+// an SRT stream, and a URL that does not exist: each publishes what it has and ends COMPLETE, or
+// ends ERROR with the reason.
 func TestURLIngress(t *testing.T) {
 	s := stack.New(t)
 	s.StartWorker(t, "worker", "")
@@ -218,6 +219,14 @@ func TestURLIngress(t *testing.T) {
 	src := stack.RTMPSource{Width: 640, Height: 360, FPS: 30, Duration: 4 * time.Second}
 	stack.MakeMediaFile(t, dir, "clip.mp4", src)
 	stack.MakeMediaFile(t, dir, "tone.mp3", stack.RTMPSource{AudioOnly: true, Duration: 4 * time.Second})
+	stack.MakeMediaFile(t, dir, "clip.webm", src)
+	stack.MakeMediaFile(t, dir, "tone.ogg", stack.RTMPSource{AudioOnly: true, Duration: 4 * time.Second})
+	stack.MakeMediaFile(t, dir, "tone.m4a", stack.RTMPSource{AudioOnly: true, Duration: 4 * time.Second})
+	clip := stack.MakeMediaFile(t, dir, "clip.mkv", src)
+	// srt:// pull: ffmpeg listens (SRT listener mode), the ingress calls it.
+	srtPort := stack.FreePort(t)
+	stack.Start(t, "ffmpeg-srt", nil, "ffmpeg", "-nostdin", "-loglevel", "warning", "-re", "-i", clip, "-c", "copy", "-f", "mpegts",
+		fmt.Sprintf("srt://127.0.0.1:%d?mode=listener", srtPort))
 	hls := stack.MakeHLS(t, dir, src)
 	base := stack.ServeDir(t, dir)
 	hlsURL := base + "/" + strings.TrimPrefix(hls[len(dir):], "/")
@@ -230,6 +239,10 @@ func TestURLIngress(t *testing.T) {
 		{"mp4", base + "/clip.mp4", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"hls", hlsURL, []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"mp3", base + "/tone.mp3", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"webm", base + "/clip.webm", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"ogg", base + "/tone.ogg", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"m4a", base + "/tone.m4a", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"srt", fmt.Sprintf("srt://127.0.0.1:%d", srtPort), []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"missing", base + "/nothing-here.mp4", nil, livekit.IngressState_ENDPOINT_ERROR},
 	}
 	for _, c := range cases {
@@ -255,7 +268,7 @@ func TestURLIngress(t *testing.T) {
 					t.Fatalf("%d tracks published, want %d", got, len(c.kinds))
 				}
 			}
-			waitIngressEvent(t, s, info.IngressId, "ingress_ended", 1, 40*time.Second)
+			waitIngressEvent(t, s, info.IngressId, "ingress_ended", 1, 60*time.Second)
 			st := ingressState(t, s, info.IngressId)
 			if st.Status != c.wantStatus {
 				t.Fatalf("final state %v, want %s", st, c.wantStatus)
@@ -316,4 +329,56 @@ func selfSigned(t *testing.T, dir string) (certPath, keyPath string) {
 		t.Fatal(err)
 	}
 	return certPath, keyPath
+}
+
+// TestRTMPIngressOptions uses custom options: VP8 in two explicit layers, mono Opus, and the
+// track names and sources given.
+func TestRTMPIngressOptions(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "")
+	info, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+		InputType: livekit.IngressInput_RTMP_INPUT, RoomName: "custom", ParticipantIdentity: "deck",
+		Video: &livekit.IngressVideoOptions{Name: "slides", Source: livekit.TrackSource_SCREEN_SHARE,
+			EncodingOptions: &livekit.IngressVideoOptions_Options{Options: &livekit.IngressVideoEncodingOptions{
+				VideoCodec: livekit.VideoCodec_VP8, FrameRate: 15, Layers: []*livekit.VideoLayer{
+					{Quality: livekit.VideoQuality_LOW, Width: 480, Height: 270, Bitrate: 300_000},
+					{Quality: livekit.VideoQuality_HIGH, Width: 960, Height: 540, Bitrate: 900_000}}}}},
+		Audio: &livekit.IngressAudioOptions{Name: "voice", Source: livekit.TrackSource_SCREEN_SHARE_AUDIO,
+			EncodingOptions: &livekit.IngressAudioOptions_Preset{Preset: livekit.IngressAudioEncodingPreset_OPUS_MONO_64KBS}},
+	})
+	if err != nil {
+		t.Fatalf("CreateIngress: %v", err)
+	}
+	sub := s.Subscribe(t, "custom")
+	stack.PushRTMP(t, w.RTMPURL+"/"+info.StreamKey, stack.RTMPSource{Width: 1280, Height: 720, FPS: 30})
+	tracks := sub.WaitTracks(t, 2, 30*time.Second)
+	video, audio := trackOf(tracks, lksdk.TrackKindVideo), trackOf(tracks, lksdk.TrackKindAudio)
+	if video == nil || audio == nil {
+		t.Fatalf("tracks: %+v", tracks)
+	}
+	if !strings.EqualFold(video.MimeType, "video/vp8") || video.Info.Name != "slides" || video.Info.Source != livekit.TrackSource_SCREEN_SHARE {
+		t.Fatalf("video: mime %s name %q source %s", video.MimeType, video.Info.Name, video.Info.Source)
+	}
+	if audio.Info.Name != "voice" || audio.Info.Source != livekit.TrackSource_SCREEN_SHARE_AUDIO || audio.Info.Stereo {
+		t.Fatalf("audio: name %q source %s stereo %v", audio.Info.Name, audio.Info.Source, audio.Info.Stereo)
+	}
+	var dims []string
+	for _, l := range video.Info.Layers {
+		dims = append(dims, fmt.Sprintf("%s:%dx%d", l.Quality, l.Width, l.Height))
+	}
+	slices.Sort(dims)
+	if got := strings.Join(dims, " "); got != "HIGH:960x540 LOW:480x270" {
+		t.Fatalf("layers: %s", got)
+	}
+	sub.SetQuality(t, "deck", livekit.VideoQuality_HIGH)
+	stack.Eventually(t, 15*time.Second, "HIGH VP8 layer at 960x540", func() bool {
+		v := trackOf(sub.Tracks(), lksdk.TrackKindVideo)
+		return v != nil && v.LastWidth == 960 && v.LastHeight == 540
+	})
+	// 15 fps asked: the frame rate is capped.
+	f0, t0 := len(sub.FrameSizes("deck")), time.Now()
+	time.Sleep(4 * time.Second)
+	if fps := float64(len(sub.FrameSizes("deck"))-f0) / time.Since(t0).Seconds(); fps < 12 || fps > 17 {
+		t.Fatalf("%.1f fps at the subscriber, want 15", fps)
+	}
 }
