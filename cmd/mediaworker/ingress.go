@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 	protologger "github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mediaworker/mediaworker/pkg/config"
 	"github.com/mediaworker/mediaworker/pkg/ingress"
@@ -56,12 +59,25 @@ func runIngress() error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { s := <-sigs; log.Info("stopping", "why", s.String()); cancel() }()
 
+	var orphaned atomic.Bool // the worker is gone: the final state goes to livekit-server directly
 	env := ingress.Env{APIKey: conf.APIKey, APISecret: conf.APISecret, WsURL: conf.WsURL, Log: log,
 		State: func(st *livekit.IngressState) {
-			if err := status.WriteMessage(st); err != nil {
-				log.Warn("could not report state to the worker", "error", err)
+			if err := status.WriteMessage(st); err != nil && !orphaned.Swap(true) {
+				log.Warn("the worker is gone (status pipe closed): ending the session", "error", err)
+				cancel()
 			}
 		}}
-	ingress.Run(ctx, env, info, src)
+	final := ingress.Run(ctx, env, info, src)
+	if orphaned.Load() {
+		// The worker died: for RTMP that also cut the publisher's connection.
+		st := proto.Clone(final).(*livekit.IngressState)
+		now := time.Now().UnixNano()
+		st.StartedAt, st.ResourceId, st.UpdatedAt, st.EndedAt = info.GetState().GetStartedAt(), info.GetState().GetResourceId(), now, now
+		if st.Status != livekit.IngressState_ENDPOINT_ERROR {
+			st.Status, st.Error = livekit.IngressState_ENDPOINT_ERROR, "the worker process died; publish again (OBS reconnects by itself) to start a new session"
+		}
+		log.Warn("worker gone: reporting the final state to livekit-server directly", "status", st.Status.String())
+		return worker.ReportIngressOrphaned(context.Background(), conf, log, info.IngressId, st)
+	}
 	return nil
 }

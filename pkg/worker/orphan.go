@@ -18,15 +18,11 @@ import (
 // (killed or crashed): the job process finishes its recording on its own, and without this the
 // egress would stay ACTIVE in the server forever.
 func ReportOrphaned(ctx context.Context, conf *config.Config, log *slog.Logger, info *livekit.EgressInfo) error {
-	rc := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: []string{conf.Redis.Address}, Username: conf.Redis.Username, Password: conf.Redis.Password, DB: conf.Redis.DB,
-	})
-	defer rc.Close()
-	io, err := rpc.NewIOInfoClient(psrpc.NewRedisMessageBus(rc))
+	io, done, err := ioClient(conf)
 	if err != nil {
-		return fmt.Errorf("io client: %w", err)
+		return err
 	}
-	defer io.Close()
+	defer done()
 	r := newReporter(io, conf.Timeouts.IOUpdate, log)
 	r.created()
 	r.send(info)
@@ -34,4 +30,41 @@ func ReportOrphaned(ctx context.Context, conf *config.Config, log *slog.Logger, 
 	defer cancel()
 	r.wait(wctx)
 	return nil
+}
+
+// ReportIngressOrphaned delivers an ingress session's final state straight to livekit-server when
+// its worker is gone, so that the ingress does not stay PUBLISHING in the server forever.
+func ReportIngressOrphaned(ctx context.Context, conf *config.Config, log *slog.Logger, ingressID string, st *livekit.IngressState) error {
+	io, done, err := ioClient(conf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(ctx, conf.Timeouts.IOUpdate)
+	defer cancel()
+	for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		_, err := io.UpdateIngressState(ctx, &rpc.UpdateIngressStateRequest{IngressId: ingressID, State: st})
+		if err == nil {
+			return nil
+		}
+		log.Warn("reporting the ingress state directly failed, retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("report ingress state: %w", err)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// ioClient is an IOInfo client on its own Redis connection; done closes both.
+func ioClient(conf *config.Config) (rpc.IOInfoClient, func(), error) {
+	rc := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{conf.Redis.Address}, Username: conf.Redis.Username, Password: conf.Redis.Password, DB: conf.Redis.DB,
+	})
+	io, err := rpc.NewIOInfoClient(psrpc.NewRedisMessageBus(rc))
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("io client: %w", err)
+	}
+	return io, func() { io.Close(); rc.Close() }, nil
 }

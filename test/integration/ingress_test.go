@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -380,5 +381,66 @@ func TestRTMPIngressOptions(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	if fps := float64(len(sub.FrameSizes("deck"))-f0) / time.Since(t0).Seconds(); fps < 12 || fps > 17 {
 		t.Fatalf("%.1f fps at the subscriber, want 15", fps)
+	}
+}
+
+// TestIngressCrashes kills an ingress session's process (ERROR with the reason, a second ingress on
+// the same worker goes on), then the worker itself (the session reports ERROR to livekit-server on
+// its own instead of staying PUBLISHING).
+func TestIngressCrashes(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "ingress: {rtmp_addr: \"127.0.0.1:"+fmt.Sprint(stack.FreePort(t))+"\", cpu_cost: 0.2}\n")
+	var ids []string
+	var pushers []*stack.Proc
+	sub := s.Subscribe(t, "crash")
+	for _, who := range []string{"victim", "bystander"} {
+		info, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+			InputType: livekit.IngressInput_RTMP_INPUT, RoomName: "crash", ParticipantIdentity: who,
+		})
+		if err != nil {
+			t.Fatalf("CreateIngress: %v", err)
+		}
+		ids = append(ids, info.IngressId)
+		pushers = append(pushers, stack.TryPushRTMP(t, w.RTMPURL+"/"+info.StreamKey, stack.RTMPSource{Width: 320, Height: 240, FPS: 15}))
+		waitIngressEvent(t, s, info.IngressId, "ingress_started", 1, 30*time.Second)
+	}
+	var victim int
+	for _, j := range w.Jobs(t) {
+		if j.IngressID == ids[0] {
+			victim = j.PID
+		}
+	}
+	if victim == 0 {
+		t.Fatalf("no session process for %s in %v", ids[0], w.Jobs(t))
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitIngressEvent(t, s, ids[0], "ingress_ended", 1, 20*time.Second)
+	if st := ingressState(t, s, ids[0]); st.Status != livekit.IngressState_ENDPOINT_ERROR || !strings.Contains(st.Error, "ended unexpectedly") {
+		t.Fatalf("killed session: %v", st)
+	}
+	if !pushers[0].Wait(20 * time.Second) {
+		t.Fatal("the killed session's publisher is still connected")
+	}
+	before := 0
+	for _, tr := range sub.Tracks() {
+		if tr.Identity == "bystander" && tr.Kind == lksdk.TrackKindVideo {
+			before = tr.Packets
+		}
+	}
+	stack.Eventually(t, 10*time.Second, "the other ingress still flowing", func() bool {
+		for _, tr := range sub.Tracks() {
+			if tr.Identity == "bystander" && tr.Kind == lksdk.TrackKindVideo {
+				return tr.Packets > before+50
+			}
+		}
+		return false
+	})
+
+	w.Signal(syscall.SIGKILL)
+	waitIngressEvent(t, s, ids[1], "ingress_ended", 1, 30*time.Second)
+	if st := ingressState(t, s, ids[1]); st.Status != livekit.IngressState_ENDPOINT_ERROR || !strings.Contains(st.Error, "worker process died") || st.EndedAt == 0 {
+		t.Fatalf("session of a killed worker: %v", st)
 	}
 }
