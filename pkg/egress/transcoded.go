@@ -129,10 +129,14 @@ func profile(c livekit.VideoCodec) string {
 	return "main"
 }
 
+// syncTolerance is how far a track may drift from its sender-report time before it is moved back.
+const syncTolerance = 20 * time.Millisecond
+
 // transcode feeds frames on one timeline until the participant leaves, a stop arrives or a limit is hit.
 func (rec *recording) transcode(ctx context.Context, sub *source.Participant, frames <-chan roomFrame, tr *pipeline.Transcoder, media source.Media) (string, error) {
 	t0 := time.Now()
-	offsets := map[string]time.Duration{} // per track: pipeline time of its first frame
+	offsets := map[string]time.Duration{} // per track: pipeline time minus RTP time
+	var syncBase time.Time                // sender wall clock at pipeline time 0 (first sender report)
 	last := map[string]time.Duration{}    // per kind: last pts pushed (appsrc timestamps must not go back)
 	skipped := map[string]bool{}
 	journalTick := time.NewTicker(5 * time.Second)
@@ -151,8 +155,20 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			}
 			off, ok := offsets[rf.trackID]
 			if !ok {
-				off = rf.at.Sub(t0) - rf.f.PTS
+				off = rf.at.Sub(t0) - rf.f.PTS // until a sender report arrives: by arrival
 				offsets[rf.trackID] = off
+			}
+			if !rf.f.Wall.IsZero() {
+				// A/V sync from RTCP sender reports: a frame's pipeline time is its capture time
+				// on the sender's clock. The first report fixes the clock where that frame already is.
+				if syncBase.IsZero() {
+					syncBase = rf.f.Wall.Add(-(off + rf.f.PTS))
+				}
+				if want := rf.f.Wall.Sub(syncBase) - rf.f.PTS; want-off > syncTolerance || off-want > syncTolerance {
+					rec.log.Debug("track re-synced from a sender report", "track_id", rf.trackID, "shift", want-off)
+					off = want
+					offsets[rf.trackID] = off
+				}
 			}
 			pts := max(off+rf.f.PTS, last[rf.kind]+time.Millisecond)
 			last[rf.kind] = pts

@@ -87,6 +87,9 @@ type session struct {
 	lastKey   time.Time
 
 	lastMedia atomic.Int64 // unix nanos of the last encoded sample
+	// audioLead cancels the input's AAC priming (1024 samples that FLV carries no edit list for):
+	// audio is sent that much earlier so that it stays with its picture.
+	audioLead time.Duration
 }
 
 // Idle limits for pulled inputs (an SRT or live HLS source that stops sending never ends by itself).
@@ -325,6 +328,9 @@ func (s *session) VideoStarted(in pipeline.InputVideo, _ []pipeline.IngestLayer)
 func (s *session) AudioStarted(in pipeline.InputAudio) {
 	s.mu.Lock()
 	s.inAudio = &livekit.InputAudioState{MimeType: in.Mime, Channels: uint32(in.Channels), SampleRate: uint32(in.SampleRate)}
+	if in.Mime == "audio/aac" && in.SampleRate > 0 {
+		s.audioLead = 1024 * time.Second / time.Duration(in.SampleRate)
+	}
 	s.mu.Unlock()
 	s.log.Info("input audio", "mime", in.Mime, "channels", in.Channels, "rate", in.SampleRate)
 	t, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2})
@@ -383,11 +389,12 @@ func (s *session) Video(i int, data []byte, pts, dur time.Duration) {
 // Audio writes one Opus packet.
 func (s *session) Audio(data []byte, pts, dur time.Duration) {
 	s.mu.Lock()
-	t := s.audio
+	t, lead := s.audio, s.audioLead
 	s.mu.Unlock()
 	if t == nil {
 		return
 	}
+	pts -= lead
 	s.lastMedia.Store(time.Now().UnixNano())
 	if dur <= 0 {
 		dur = 20 * time.Millisecond

@@ -33,7 +33,8 @@ type TranscodePlan struct {
 //	appsrc asrc (Opus) → opusdec → audioconvert → audioresample → audiorate (fills gaps)
 //	  → voaacenc | opusenc ─────────────────────────────────────┴→ mp4mux (fragmented) → filesink
 type Transcoder struct {
-	g *graph
+	g         *graph
+	audioLead time.Duration // audio is fed this much early to cancel the encoder's delay
 }
 
 // NewTranscoder starts the pipeline for plan.
@@ -53,8 +54,17 @@ func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transcoder{g: g}, nil
+	t := &Transcoder{g: g}
+	if plan.AudioIn && plan.VideoIn != "" && (plan.AudioCodec == "" || plan.AudioCodec == "aac") && plan.AudioRate > 0 {
+		// voaacenc's 1024 priming samples come out first, at the input's timestamps, and mp4mux
+		// writes no edit list for them: every sound would play that much after its picture.
+		t.audioLead = time.Duration(aacPriming) * time.Second / time.Duration(plan.AudioRate)
+	}
+	return t, nil
 }
+
+// aacPriming is the AAC encoder delay in samples (one frame), for which no edit list is written.
+const aacPriming = 1024
 
 func (p TranscodePlan) describe() (string, error) {
 	var b stringsBuilder
@@ -141,7 +151,7 @@ func (t *Transcoder) PushVideo(data []byte, pts time.Duration) error {
 
 // PushAudio feeds one Opus packet at pts (pipeline time).
 func (t *Transcoder) PushAudio(data []byte, pts time.Duration) error {
-	return t.g.push("asrc", data, pts)
+	return t.g.push("asrc", data, max(0, pts-t.audioLead))
 }
 
 // Close ends the streams and waits for the file to be finalised.

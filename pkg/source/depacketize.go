@@ -3,9 +3,11 @@ package source
 import (
 	"errors"
 	"fmt"
+	"github.com/pion/rtcp"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/rtp"
@@ -36,7 +38,7 @@ func depacketizer(mime string) (rtp.Depacketizer, func([]byte) bool, error) {
 
 // readTrack turns RTP into frames until the track ends. It asks for a keyframe (PLI) until one
 // arrives, so a video file starts decodable without waiting for the publisher's next GOP.
-func readTrack(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant, log *slog.Logger, onFrame func(Frame)) {
+func readTrack(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant, log *slog.Logger, onFrame func(Frame)) {
 	dep, isKey, err := depacketizer(tr.Codec().MimeType)
 	if err != nil {
 		log.Error("cannot record track", "error", err)
@@ -49,6 +51,15 @@ func readTrack(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant, log *slog.Lo
 	gotKey := !video
 	lastPLI := time.Time{}
 	var ts tsUnwrapper
+	sender := &senderClock{rate: clock}
+	if pub != nil {
+		ssrc := uint32(tr.SSRC())
+		pub.OnRTCP(func(p rtcp.Packet) {
+			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+				sender.update(sr.NTPTime, sr.RTPTime)
+			}
+		})
+	}
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
@@ -69,7 +80,7 @@ func readTrack(tr *webrtc.TrackRemote, rp *lksdk.RemoteParticipant, log *slog.Lo
 			}
 			gotKey = true
 			pts := ts.unwrap(s.PacketTimestamp)
-			onFrame(Frame{Data: s.Data, PTS: time.Duration(pts * int64(time.Second) / int64(clock)), Keyframe: key})
+			onFrame(Frame{Data: s.Data, PTS: time.Duration(pts * int64(time.Second) / int64(clock)), Keyframe: key, Wall: sender.wall(s.PacketTimestamp)})
 		}
 	}
 }
@@ -132,4 +143,35 @@ func isVP9Keyframe(b []byte) bool {
 	}
 	bit++
 	return b[0]>>(7-bit)&1 == 0
+}
+
+// senderClock maps a track's RTP timestamps to the sender's wall clock with its latest RTCP sender
+// report (RFC 3550 §6.4.1): the SFU rewrites reports per subscriber so that the tracks of one
+// participant share one clock.
+type senderClock struct {
+	rate uint32
+	mu   sync.Mutex
+	ntp  time.Time // wall time of rtp in the latest report
+	rtp  uint32
+}
+
+// ntpEpochOffset is the seconds from 1900 (NTP) to 1970 (Unix).
+const ntpEpochOffset = 2208988800
+
+func (c *senderClock) update(ntp uint64, rtp uint32) {
+	secs, frac := int64(ntp>>32)-ntpEpochOffset, ntp&0xFFFFFFFF
+	c.mu.Lock()
+	c.ntp, c.rtp = time.Unix(secs, int64(frac*1e9>>32)), rtp
+	c.mu.Unlock()
+}
+
+// wall is the sender's capture time of an RTP timestamp; zero before the first report.
+func (c *senderClock) wall(ts uint32) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ntp.IsZero() || c.rate == 0 {
+		return time.Time{}
+	}
+	d := int64(int32(ts - c.rtp)) // signed: timestamps wrap
+	return c.ntp.Add(time.Duration(d * int64(time.Second) / int64(c.rate)))
 }

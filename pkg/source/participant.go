@@ -64,7 +64,7 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 		}
 		kind, id := string(pub.Kind()), pub.SID()
 		p.Log.Info("recording participant track", "track_id", id, "kind", kind, "mime", tr.Codec().MimeType)
-		go readTrack(tr, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, f) })
+		go readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, f) })
 	}
 	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
 		s.mu.Lock()

@@ -61,7 +61,7 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		r.mu.Unlock()
 		p.Log.Info("composing track", "track_id", id, "kind", kind, "participant", rp.Identity(), "mime", tr.Codec().MimeType)
 		go func() {
-			readTrack(tr, rp, p.Log, func(f Frame) { p.OnFrame(id, f) })
+			readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(id, f) })
 			r.gone(id)
 		}()
 	}

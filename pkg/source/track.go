@@ -25,6 +25,9 @@ type Frame struct {
 	Data     []byte
 	PTS      time.Duration
 	Keyframe bool
+	// Wall is when the sender captured the frame, from its RTCP sender reports (zero until the
+	// first report): frames of different tracks with equal Wall belong together (A/V sync).
+	Wall time.Time
 }
 
 // TrackInfo describes the subscribed track, for filenames and results.
@@ -150,7 +153,7 @@ func (t *Track) subscribe(ctx context.Context) error {
 		t.info.MimeType = tr.Codec().MimeType
 		t.mu.Unlock()
 		go func() {
-			readTrack(tr, rp, t.p.Log, t.p.OnFrame)
+			readTrack(tr, nil, rp, t.p.Log, t.p.OnFrame) // one track: no other to sync with
 			t.end("track ended")
 		}()
 		return nil
