@@ -149,7 +149,7 @@ type CapacityConfig struct {
 	MaxCPUUtilization float64 `yaml:"max_cpu_utilization"`
 	// TrackCPUCost is the cores reserved per track egress (no transcoding). Default 0.02 (measured: see docs/benchmarks.md).
 	TrackCPUCost float64 `yaml:"track_cpu_cost"`
-	// TranscodeCPUCost is the cores reserved per transcoding egress (participant, track composite; 720p30 measured at 0.2). Default 0.5.
+	// TranscodeCPUCost is the cores reserved per transcoding egress (participant, track composite; 720p30 measured at 0.58). Default 0.6.
 	TranscodeCPUCost float64 `yaml:"transcode_cpu_cost"`
 	// CompositeCPUCost is the cores reserved per room composite. Default 1.0.
 	CompositeCPUCost float64 `yaml:"composite_cpu_cost"`
@@ -182,7 +182,7 @@ func Default() *Config {
 		Capacity: CapacityConfig{
 			MaxCPUUtilization: 0.8,
 			TrackCPUCost:      0.02,
-			TranscodeCPUCost:  0.5,
+			TranscodeCPUCost:  0.6,
 			CompositeCPUCost:  1.0,
 			MaxJobs:           200,
 		},

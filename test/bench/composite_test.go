@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,12 +19,13 @@ import (
 func BenchmarkRoomComposite(b *testing.B) {
 	window := 20 * time.Second
 	s := stack.New(b)
-	w := s.StartWorker(b, "worker", "")
+	// composite_cpu_cost at the measured 0.3 so that the at-once part is admitted.
+	w := s.StartWorker(b, "worker", "capacity: {composite_cpu_cost: 0.3}\n")
 	s.CreateRoom(b, "cbench")
 	for _, id := range []string{"a", "b"} {
 		s.Publish(b, "cbench", id, stack.Media{Name: "cam", Codec: "h264720", Seconds: 60}, stack.Media{Name: "mic", Codec: "opus", Seconds: 60})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	info, err := s.Egress().StartRoomCompositeEgress(ctx, &livekit.RoomCompositeEgressRequest{RoomName: "cbench",
@@ -38,10 +42,113 @@ func BenchmarkRoomComposite(b *testing.B) {
 	c1, rss := procStat(pid)
 	pss, _ := memory(pid)
 	_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: info.EgressId})
+	var first *livekit.EgressInfo
+	stack.Eventually(b, 60*time.Second, "ended", func() bool {
+		evs, _ := s.Webhooks.ForEgress(info.EgressId)
+		for _, e := range evs {
+			if e.Event == "egress_ended" {
+				first = e.EgressInfo
+			}
+		}
+		return first != nil
+	})
 	cores := (c1 - c0) / window.Seconds()
 	b.ReportMetric(cores, "cores")
 	fmt.Printf("room composite, 2 publishers 720p30 → grid 720p30 MP4 (H.264 3 Mb/s + AAC):\n")
 	fmt.Printf("  CPU              %.3f cores (job process)\n", cores)
 	fmt.Printf("  memory           RSS %.1f MB, PSS %.1f MB\n", float64(rss)/1e6, float64(pss)/1e6)
 	fmt.Printf("  start → ACTIVE   %s\n", startLat.Round(time.Millisecond))
+	if fr := first.GetFileResults(); len(fr) == 1 {
+		fmt.Printf("  picture          mean luma %s (a black canvas is 16: the inputs are really composed)\n", lumaAverage(fr[0].Location))
+	}
+	stack.Eventually(b, 30*time.Second, "first composite ended", func() bool { return len(w.Jobs(b)) == 0 })
+
+	// Several at once, each composing the same two publishers: total CPU, and whether each output
+	// keeps 30 fps over the time it recorded.
+	for _, n := range []int{3, 5} {
+		var ids []string
+		for i := range n {
+			info, err := s.Egress().StartRoomCompositeEgress(ctx, &livekit.RoomCompositeEgressRequest{RoomName: "cbench",
+				FileOutputs: []*livekit.EncodedFileOutput{{Filepath: fmt.Sprintf("many-%d-%d", n, i)}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, info.EgressId)
+		}
+		stack.Eventually(b, 20*time.Second, "all active", func() bool {
+			for _, id := range ids {
+				if !active(s, id) {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(3 * time.Second)
+		var t0, t1 float64
+		jobs := w.Jobs(b)
+		for _, j := range jobs {
+			c, _ := procStat(j.PID)
+			t0 += c
+		}
+		time.Sleep(window)
+		for _, j := range jobs {
+			c, _ := procStat(j.PID)
+			t1 += c
+		}
+		var fps []string
+		for _, id := range ids {
+			_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: id})
+		}
+		for _, id := range ids {
+			var end *livekit.EgressInfo
+			stack.Eventually(b, 60*time.Second, "ended", func() bool {
+				evs, _ := s.Webhooks.ForEgress(id)
+				for _, e := range evs {
+					if e.Event == "egress_ended" {
+						end = e.EgressInfo
+					}
+				}
+				return end != nil
+			})
+			if fr := end.GetFileResults(); len(fr) == 1 {
+				fps = append(fps, fmt.Sprintf("%.1f", float64(countFrames(fr[0].Location))/time.Duration(fr[0].Duration).Seconds()))
+			}
+		}
+		fmt.Printf("%d room composites at once (same 2 publishers):\n", n)
+		fmt.Printf("  CPU              %.3f cores in all\n", (t1-t0)/window.Seconds())
+		fmt.Printf("  output frames/s  %v (frames in each file / its duration)\n", fps)
+	}
+}
+
+// countFrames is the number of video frames in a file.
+func countFrames(path string) int {
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",
+		"-of", "csv=p=0", path).Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+// lumaAverage is the mean Y of a file's video over all frames.
+func lumaAverage(path string) string {
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-an", "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-",
+		"-f", "null", "-").Output()
+	if err != nil {
+		return "not measured"
+	}
+	var sum float64
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "lavfi.signalstats.YAVG="); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+			n++
+		}
+	}
+	if n == 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.1f over %d frames", sum/float64(n), n)
 }
