@@ -143,6 +143,19 @@ func TestRTMPIngress(t *testing.T) {
 			t.Fatalf("publisher to %s was not refused", bad)
 		}
 	}
+	// The stream key of a WHIP ingress is not an RTMP key.
+	whip, err := s.Ingress().CreateIngress(ctx(t), &livekit.CreateIngressRequest{
+		InputType: livekit.IngressInput_WHIP_INPUT, RoomName: "live", ParticipantIdentity: "whip-user",
+	})
+	if err != nil {
+		t.Fatalf("CreateIngress WHIP: %v", err)
+	}
+	if p := stack.TryPushRTMP(t, w.RTMPURL+"/"+whip.StreamKey, stack.RTMPSource{Width: 320, Height: 240, FPS: 15, Duration: 20 * time.Second}); !p.Wait(15 * time.Second) {
+		t.Fatal("an RTMP publisher with a WHIP ingress's key was not refused")
+	}
+	if !strings.Contains(w.Output(), "is for WHIP_INPUT, not RTMP") {
+		t.Fatal("the refusal of a WHIP key is not logged with its reason")
+	}
 	stack.Eventually(t, 5*time.Second, "stream still flowing", func() bool {
 		return trackOf(sub.Tracks(), lksdk.TrackKindVideo).Packets > before+100
 	})
@@ -210,7 +223,7 @@ func TestRTMPIngress(t *testing.T) {
 	}
 }
 
-// TestURLIngress pulls files over HTTP (MP4, an HLS playlist, WebM, audio-only MP3 / OGG / M4A),
+// TestURLIngress pulls files over HTTP (MP4, an HLS playlist, MKV, WebM, audio-only MP3 / OGG / M4A),
 // an SRT stream, and a URL that does not exist: each publishes what it has and ends COMPLETE, or
 // ends ERROR with the reason.
 func TestURLIngress(t *testing.T) {
@@ -240,6 +253,7 @@ func TestURLIngress(t *testing.T) {
 		{"mp4", base + "/clip.mp4", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"hls", hlsURL, []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"mp3", base + "/tone.mp3", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
+		{"mkv", base + "/clip.mkv", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"webm", base + "/clip.webm", []lksdk.TrackKind{lksdk.TrackKindAudio, lksdk.TrackKindVideo}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"ogg", base + "/tone.ogg", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
 		{"m4a", base + "/tone.m4a", []lksdk.TrackKind{lksdk.TrackKindAudio}, livekit.IngressState_ENDPOINT_COMPLETE},
