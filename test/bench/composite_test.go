@@ -42,16 +42,7 @@ func BenchmarkRoomComposite(b *testing.B) {
 	c1, rss := procStat(pid)
 	pss, _ := memory(pid)
 	_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: info.EgressId})
-	var first *livekit.EgressInfo
-	stack.Eventually(b, 60*time.Second, "ended", func() bool {
-		evs, _ := s.Webhooks.ForEgress(info.EgressId)
-		for _, e := range evs {
-			if e.Event == "egress_ended" {
-				first = e.EgressInfo
-			}
-		}
-		return first != nil
-	})
+	first := ended(b, s, info.EgressId)
 	cores := (c1 - c0) / window.Seconds()
 	b.ReportMetric(cores, "cores")
 	fmt.Printf("room composite, 2 publishers 720p30 → grid 720p30 MP4 (H.264 3 Mb/s + AAC):\n")
@@ -100,17 +91,7 @@ func BenchmarkRoomComposite(b *testing.B) {
 			_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: id})
 		}
 		for _, id := range ids {
-			var end *livekit.EgressInfo
-			stack.Eventually(b, 60*time.Second, "ended", func() bool {
-				evs, _ := s.Webhooks.ForEgress(id)
-				for _, e := range evs {
-					if e.Event == "egress_ended" {
-						end = e.EgressInfo
-					}
-				}
-				return end != nil
-			})
-			if fr := end.GetFileResults(); len(fr) == 1 {
+			if fr := ended(b, s, id).GetFileResults(); len(fr) == 1 {
 				fps = append(fps, fmt.Sprintf("%.1f", float64(countFrames(fr[0].Location))/time.Duration(fr[0].Duration).Seconds()))
 			}
 		}

@@ -43,16 +43,7 @@ func BenchmarkParticipantEgress(b *testing.B) {
 	c1, rss := procStat(pid)
 	pss, _ := memory(pid)
 	_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: info.EgressId})
-	var end *livekit.EgressInfo
-	stack.Eventually(b, 30*time.Second, "ended", func() bool {
-		evs, _ := s.Webhooks.ForEgress(info.EgressId)
-		for _, e := range evs {
-			if e.Event == "egress_ended" {
-				end = e.EgressInfo
-			}
-		}
-		return end != nil
-	})
+	end := ended(b, s, info.EgressId)
 	cores := (c1 - c0) / window.Seconds()
 	b.ReportMetric(cores, "cores")
 	fmt.Printf("participant egress 720p30 → MP4 (H.264 3 Mb/s + AAC):\n")

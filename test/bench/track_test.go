@@ -159,3 +159,18 @@ func active(s *stack.Stack, id string) bool {
 	}
 	return false
 }
+
+// ended waits for the egress_ended webhook of id and returns its info.
+func ended(b *testing.B, s *stack.Stack, id string) *livekit.EgressInfo {
+	var end *livekit.EgressInfo
+	stack.Eventually(b, 60*time.Second, "egress_ended", func() bool {
+		evs, _ := s.Webhooks.ForEgress(id)
+		for _, e := range evs {
+			if e.Event == "egress_ended" {
+				end = e.EgressInfo
+			}
+		}
+		return end != nil
+	})
+	return end
+}
