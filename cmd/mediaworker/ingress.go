@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/livekit/protocol/livekit"
 	protologger "github.com/livekit/protocol/logger"
@@ -71,11 +70,10 @@ func runIngress() error {
 	if orphaned.Load() {
 		// The worker died: for RTMP that also cut the publisher's connection.
 		st := proto.Clone(final).(*livekit.IngressState)
-		now := time.Now().UnixNano()
-		st.StartedAt, st.ResourceId, st.UpdatedAt, st.EndedAt = info.GetState().GetStartedAt(), info.GetState().GetResourceId(), now, now
 		if st.Status != livekit.IngressState_ENDPOINT_ERROR {
 			st.Status, st.Error = livekit.IngressState_ENDPOINT_ERROR, "the worker process died; publish again (OBS reconnects by itself) to start a new session"
 		}
+		worker.StampIngressState(st, info.GetState().GetStartedAt(), info.GetState().GetResourceId())
 		log.Warn("worker gone: reporting the final state to livekit-server directly", "status", st.Status.String())
 		return worker.ReportIngressOrphaned(context.Background(), conf, log, info.IngressId, st)
 	}

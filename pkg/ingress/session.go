@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
+	"github.com/mediaworker/mediaworker/pkg/sink"
 )
 
 // Source is where a session's media comes from.
@@ -44,7 +44,7 @@ var ErrRoom = errors.New("room")
 // COMPLETE), ctx is cancelled (INACTIVE) or something fails (ERROR with the reason). It returns the
 // final state, already sent to env.State.
 func Run(ctx context.Context, env Env, info *livekit.IngressInfo, src Source) *livekit.IngressState {
-	s := &session{env: env, info: info, src: src, log: env.Log, epoch: time.Now(), published: make(chan struct{}, 2)}
+	s := &session{env: env, info: info, src: src, log: env.Log, epoch: time.Now(), wake: make(chan struct{}, 2)}
 	err := s.run(ctx)
 	st := s.state()
 	switch {
@@ -72,19 +72,19 @@ type session struct {
 	room    *lksdk.Room
 	joined  chan struct{}
 	joinErr atomic.Value
-	ingest  *pipeline.Ingest
+	wake    chan struct{} // a track was published or something failed: the run loop looks again
 
-	mu        sync.Mutex // guards the fields below
-	layers    []Layer
-	video     []*lksdk.LocalTrack
-	audio     *lksdk.LocalTrack
-	inVideo   *livekit.InputVideoState
-	inAudio   *livekit.InputAudioState
-	tracks    []*livekit.TrackInfo
-	roomID    string
-	published chan struct{}
-	failed    error
-	lastKey   time.Time
+	mu      sync.Mutex // guards the fields below
+	ingest  *pipeline.Ingest
+	layers  []Layer
+	video   []*lksdk.LocalTrack
+	audio   *lksdk.LocalTrack
+	inVideo *livekit.InputVideoState
+	inAudio *livekit.InputAudioState
+	tracks  []*livekit.TrackInfo
+	roomID  string
+	failed  error
+	lastKey time.Time
 
 	lastMedia atomic.Int64 // unix nanos of the last encoded sample
 	// audioLead cancels the input's AAC priming (1024 samples that FLV carries no edit list for):
@@ -181,7 +181,7 @@ func (s *session) run(ctx context.Context) error {
 				return s.err()
 			}
 			return fmt.Errorf("%w: disconnected from the room (removed, room closed, or identity %q joined elsewhere)", ErrRoom, s.info.ParticipantIdentity)
-		case <-s.published:
+		case <-s.wake:
 			if err := s.err(); err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func (s *session) idle() (bool, error) {
 	last := s.lastMedia.Load()
 	switch {
 	case last == 0 && time.Since(s.epoch) > pullNoMediaIn:
-		return true, fmt.Errorf("no media from %s after %s: check that it is reachable and sending", redactURL(s.src.URL), pullNoMediaIn)
+		return true, fmt.Errorf("no media from %s after %s: check that it is reachable and sending", sink.Redact(s.src.URL), pullNoMediaIn)
 	case last != 0 && time.Since(time.Unix(0, last)) > pullIdleEnd:
 		s.log.Info("input idle: ending", "idle", pullIdleEnd)
 		return true, s.err()
@@ -221,7 +221,7 @@ func (s *session) fail(err error) {
 	}
 	s.mu.Unlock()
 	select {
-	case s.published <- struct{}{}:
+	case s.wake <- struct{}{}:
 	default:
 	}
 }
@@ -320,7 +320,7 @@ func (s *session) VideoStarted(in pipeline.InputVideo, _ []pipeline.IngestLayer)
 			s.fail(fmt.Errorf("%w: publish video: %v", ErrRoom, err))
 			return
 		}
-		s.published1(pub.TrackInfo())
+		s.trackPublished(pub.TrackInfo())
 	}()
 }
 
@@ -352,17 +352,17 @@ func (s *session) AudioStarted(in pipeline.InputAudio) {
 			s.fail(fmt.Errorf("%w: publish audio: %v", ErrRoom, err))
 			return
 		}
-		s.published1(pub.TrackInfo())
+		s.trackPublished(pub.TrackInfo())
 	}()
 }
 
-func (s *session) published1(ti *livekit.TrackInfo) {
+func (s *session) trackPublished(ti *livekit.TrackInfo) {
 	s.mu.Lock()
 	s.tracks = append(s.tracks, ti)
 	s.mu.Unlock()
 	s.log.Info("track published", "kind", ti.GetType().String(), "sid", ti.GetSid(), "since_start_ms", time.Since(s.epoch).Milliseconds())
 	select {
-	case s.published <- struct{}{}:
+	case s.wake <- struct{}{}:
 	default:
 	}
 }
@@ -423,14 +423,4 @@ func (s *session) keyframe(force bool) {
 	if in != nil {
 		in.ForceKeyframe()
 	}
-}
-
-// redactURL drops credentials and the query (SRT passphrases, signed URLs) from a URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the input URL"
-	}
-	u.User, u.RawQuery = nil, ""
-	return u.String()
 }

@@ -151,12 +151,7 @@ func inputPipeline(plan IngestPlan) (*gst.Pipeline, error) {
 func (in *Ingest) Done() <-chan error { return in.done }
 
 // Stop tears the pipeline down without draining (the publisher is gone or the session is cancelled).
-func (in *Ingest) Stop() {
-	in.g.closeMu.Lock()
-	in.g.closed = true
-	in.g.closeMu.Unlock()
-	_ = in.g.pipeline.SetState(gst.StateNull)
-}
+func (in *Ingest) Stop() { in.g.stop() }
 
 // ForceKeyframe asks every video encoder for a keyframe (a subscriber lost one, or a layer was just published).
 func (in *Ingest) ForceKeyframe() {

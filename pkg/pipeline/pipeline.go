@@ -61,16 +61,7 @@ func wireSink(p *gst.Pipeline, onData func([]byte)) error {
 	if err != nil {
 		return fmt.Errorf("%w: no appsink: %v", ErrPipeline, err)
 	}
-	app.SinkFromElement(sinkEl).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: func(s *app.Sink) gst.FlowReturn {
-		sample := s.PullSample()
-		if sample == nil {
-			return gst.FlowEOS
-		}
-		if buf := sample.GetBuffer(); buf != nil {
-			onData(buf.Bytes())
-		}
-		return gst.FlowOK
-	}})
+	onSample(sinkEl, func(data []byte, _, _ time.Duration) { onData(data) })
 	return nil
 }
 
@@ -122,9 +113,14 @@ func (g *graph) finish(timeout time.Duration) error {
 	case <-time.After(timeout):
 		err = fmt.Errorf("%w: did not drain within %s", ErrPipeline, timeout)
 	}
+	g.stop()
+	return err
+}
+
+// stop ends the pipeline at once; watch then reports nil if nothing was reported yet.
+func (g *graph) stop() {
 	g.closeMu.Lock()
 	g.closed = true
 	g.closeMu.Unlock()
 	_ = g.pipeline.SetState(gst.StateNull)
-	return err
 }

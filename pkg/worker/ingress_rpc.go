@@ -193,8 +193,7 @@ func (is *ingressService) start(info *livekit.IngressInfo, resourceID, from stri
 		return nil, fmt.Errorf("%w; another worker can take this stream", err)
 	}
 	ss := &ingressSession{info: info, log: log, exited: make(chan struct{}), state: proto.Clone(info.State).(*livekit.IngressState)}
-	ss.rep = newStatusReporter(is.updateState, func(r *rpc.UpdateIngressStateRequest) bool { return ingressTerminal(r.State.Status) },
-		func(r *rpc.UpdateIngressStateRequest) string { return r.State.Status.String() }, is.s.conf.Timeouts.IOUpdate, log)
+	ss.rep = newIngressReporter(is.updateState, is.s.conf.Timeouts.IOUpdate, log)
 	if info.InputType != livekit.IngressInput_URL_INPUT {
 		ss.rep.created() // the server created push ingresses itself
 	}
@@ -249,6 +248,23 @@ func (is *ingressService) ended(ss *ingressSession) {
 	is.handler.DeregisterUpdateIngressTopic(ss.info.IngressId)
 	is.handler.DeregisterDeleteIngressTopic(ss.info.IngressId)
 	is.s.cap.release(ss.info.IngressId)
+}
+
+// newIngressReporter reports one session's states in order (update is IOInfo.UpdateIngressState).
+func newIngressReporter(update func(context.Context, *rpc.UpdateIngressStateRequest) error, timeout time.Duration, log *slog.Logger) *statusReporter[*rpc.UpdateIngressStateRequest] {
+	return newStatusReporter(update, func(r *rpc.UpdateIngressStateRequest) bool { return ingressTerminal(r.State.Status) },
+		func(r *rpc.UpdateIngressStateRequest) string { return r.State.Status.String() }, timeout, log)
+}
+
+// StampIngressState gives a state from a session process the session's ids and times, as the
+// server orders updates by them: started_at and resource_id of the session, updated_at now, and
+// ended_at when it is terminal.
+func StampIngressState(st *livekit.IngressState, startedAt int64, resourceID string) {
+	now := time.Now().UnixNano()
+	st.StartedAt, st.ResourceId, st.UpdatedAt = startedAt, resourceID, now
+	if ingressTerminal(st.Status) {
+		st.EndedAt = now
+	}
 }
 
 func ingressTerminal(s livekit.IngressState_Status) bool {
@@ -400,12 +416,8 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 
 // onState takes a state from the process and reports it with the session's ids and times.
 func (ss *ingressSession) onState(st *livekit.IngressState) {
-	now := time.Now().UnixNano()
 	ss.mu.Lock()
-	st.StartedAt, st.ResourceId, st.UpdatedAt = ss.state.StartedAt, ss.state.ResourceId, now
-	if ingressTerminal(st.Status) {
-		st.EndedAt = now
-	}
+	StampIngressState(st, ss.state.StartedAt, ss.state.ResourceId)
 	ss.state = st
 	ss.mu.Unlock()
 	ss.log.Info("ingress state", "status", st.Status.String(), "error", st.Error)

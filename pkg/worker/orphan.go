@@ -40,20 +40,16 @@ func ReportIngressOrphaned(ctx context.Context, conf *config.Config, log *slog.L
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(ctx, conf.Timeouts.IOUpdate)
+	r := newIngressReporter(func(ctx context.Context, req *rpc.UpdateIngressStateRequest) error {
+		_, err := io.UpdateIngressState(ctx, req)
+		return err
+	}, conf.Timeouts.IOUpdate, log)
+	r.created()
+	r.send(&rpc.UpdateIngressStateRequest{IngressId: ingressID, State: st})
+	wctx, cancel := context.WithTimeout(ctx, conf.Timeouts.IOUpdate+time.Second)
 	defer cancel()
-	for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		_, err := io.UpdateIngressState(ctx, &rpc.UpdateIngressStateRequest{IngressId: ingressID, State: st})
-		if err == nil {
-			return nil
-		}
-		log.Warn("reporting the ingress state directly failed, retrying", "error", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("report ingress state: %w", err)
-		case <-time.After(backoff):
-		}
-	}
+	r.wait(wctx)
+	return nil
 }
 
 // ioClient is an IOInfo client on its own Redis connection; done closes both.

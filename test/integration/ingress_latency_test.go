@@ -22,15 +22,16 @@ func TestIngressLatency(t *testing.T) {
 		t.Fatalf("CreateIngress: %v", err)
 	}
 	sub := s.Subscribe(t, "latency")
+	const stallAt, stall = 7 * time.Second, 2 * time.Second
 	started := time.Now()
-	probe := stack.PushLatencyProbe(t, w.RTMPURL+"/"+info.StreamKey, 30, 16*time.Second, 7*time.Second, 2*time.Second)
+	probe := stack.PushLatencyProbe(t, w.RTMPURL+"/"+info.StreamKey, 30, 16*time.Second, stallAt, stall)
 	sub.WaitTracks(t, 1, 30*time.Second)
 	sub.SetQuality(t, "probe", livekit.VideoQuality_HIGH)
 	probe.Wait(t, 30*time.Second)
 	lat := stack.MatchLatency(probe.Marks(), sub.FrameSizes("probe"))
 	var after []time.Duration
 	for i, m := range probe.Marks() {
-		if lat[i] >= 0 && m.After(started.Add(9*time.Second+500*time.Millisecond)) {
+		if lat[i] >= 0 && m.After(started.Add(stallAt+stall+500*time.Millisecond)) {
 			after = append(after, lat[i])
 		}
 	}
