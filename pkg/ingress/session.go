@@ -151,7 +151,9 @@ func (s *session) run(ctx context.Context) error {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	stats := time.NewTicker(every)
+	// The input's bitrates are first reported after a few seconds (an average needs some input),
+	// then every StatsEvery.
+	stats := time.NewTicker(min(every, 5*time.Second))
 	defer stats.Stop()
 	watch := time.NewTicker(time.Second)
 	defer watch.Stop()
@@ -187,6 +189,7 @@ func (s *session) run(ctx context.Context) error {
 			}
 			s.report()
 		case <-stats.C:
+			stats.Reset(every)
 			s.report()
 		}
 	}

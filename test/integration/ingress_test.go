@@ -134,6 +134,12 @@ func TestRTMPIngress(t *testing.T) {
 	if a := st.Audio; a == nil || a.MimeType != "audio/aac" || a.Channels != 2 || a.SampleRate != 48000 {
 		t.Fatalf("input audio state: %v", st.Audio)
 	}
+	// The input's average bitrates follow a few seconds in (ffmpeg sends 2.5 Mb/s video, 128 kb/s AAC).
+	stack.Eventually(t, 15*time.Second, "input bitrates in the state", func() bool {
+		st := ingressState(t, s, info.IngressId)
+		v, a := st.GetVideo().GetAverageBitrate(), st.GetAudio().GetAverageBitrate()
+		return v > 1_000_000 && v < 5_000_000 && a > 60_000 && a < 250_000
+	})
 
 	// A wrong key and a second publisher on the live key are refused; the stream goes on.
 	before := trackOf(sub.Tracks(), lksdk.TrackKindVideo).Packets
