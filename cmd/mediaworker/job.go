@@ -48,10 +48,19 @@ func runJob() error {
 	var once sync.Once
 	var orphaned atomic.Bool // the worker is gone: finish alone and report to the server directly
 	stopNow := func(why string) { once.Do(func() { log.Info("stopping", "why", why); close(stop) }) }
+	updates := make(chan *livekit.UpdateStreamRequest, 16)
 	go func() {
 		_ = ipc.ReadCommands(os.Stdin, func(c ipc.Command) {
 			if c == ipc.CommandStop {
 				stopNow("StopEgress")
+				return
+			}
+			u, ok, err := ipc.ParseUpdateStream(c)
+			switch {
+			case err != nil:
+				log.Warn("bad command from the worker ignored", "error", err)
+			case ok:
+				updates <- u
 			}
 		})
 		orphaned.Store(true)
@@ -62,7 +71,7 @@ func runJob() error {
 	go func() { s := <-sigs; stopNow(s.String()) }()
 
 	var final *livekit.EgressInfo
-	env := egress.Env{Conf: conf, Log: log, Stop: stop, Status: func(i *livekit.EgressInfo) {
+	env := egress.Env{Conf: conf, Log: log, Stop: stop, Update: updates, Status: func(i *livekit.EgressInfo) {
 		final = i
 		if err := status.Write(i); err != nil && !orphaned.Load() {
 			log.Warn("could not report status to the worker", "error", err)

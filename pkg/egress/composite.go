@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -49,25 +50,34 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	if err := rec.checkStorage(ctx); err != nil {
 		return err
 	}
-	container, ext := containerOf(resolvedFileType(encodedFiles(q)[0], q.GetAudioOnly()))
-	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
-	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{room_name}-{time}", ext)
-	if err := rec.placeOutput(); err != nil {
-		return err
+	container := ""
+	if files := encodedFiles(q); len(files) > 0 {
+		var ext string
+		container, ext = containerOf(resolvedFileType(files[0], q.GetAudioOnly()))
+		vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
+		rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{room_name}-{time}", ext)
+		if err := rec.placeOutput(); err != nil {
+			return err
+		}
 	}
 	layout, background, _ := parseLayout(q.GetLayout())
+	taps := rec.startStreams(q, !q.GetAudioOnly(), !q.GetVideoOnly(), int(enc.AudioFrequency))
 	comp, err := pipeline.NewComposer(pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
 		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc),
 		Layout: layout, Background: background, AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),
-		AudioRate: int(enc.AudioFrequency), AudioOnly: q.GetAudioOnly(), VideoOnly: q.GetVideoOnly(), Container: container, Output: rec.workPath})
+		AudioRate: int(enc.AudioFrequency), AudioOnly: q.GetAudioOnly(), VideoOnly: q.GetVideoOnly(), Container: container, Output: rec.workPath,
+		Taps: taps})
 	if err != nil {
+		rec.closeStreams()
 		return err
 	}
+	rec.log.Info("composing", "file", rec.workPath, "streams", rec.streams.count(), "layout", layout)
 	mix := &mixer{mode: q.GetAudioMixing()}
 	conf := rec.env.Conf
 	token, err := rec.token()
 	if err != nil {
 		comp.Close()
+		rec.closeStreams()
 		return err
 	}
 	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
@@ -110,6 +120,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	})
 	if err != nil {
 		comp.Close()
+		rec.closeStreams()
 		return err
 	}
 	defer room.Close()
@@ -117,23 +128,34 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	// The canvas is recorded from the start, participants or not: the egress is ACTIVE now.
 	start := time.Now()
 	rec.counted(source.Frame{})
-	reason := rec.compose(ctx, room, start)
+	reason, err := rec.compose(ctx, room, start)
 	room.Close()
 	closeErr := comp.Close()
-	return rec.finish(ctx, reason, closeErr)
+	rec.closeStreams()
+	return rec.finish(ctx, reason, errors.Join(err, closeErr))
 }
 
 // compose waits for the end while keeping the journal and duration current.
-func (rec *recording) compose(ctx context.Context, room *source.Room, start time.Time) string {
+func (rec *recording) compose(ctx context.Context, room *source.Room, start time.Time) (string, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
+		case <-rec.streamsChanged():
+			if reason, err := rec.onStreamsChanged(); reason != "" {
+				rec.lastPTS = time.Since(start)
+				return reason, err
+			}
+		case u := <-rec.env.Update:
+			if reason := rec.updateStream(u); reason != "" {
+				rec.lastPTS = time.Since(start)
+				return reason, nil
+			}
 		case <-tick.C:
 			rec.lastPTS = time.Since(start)
 			if rec.overLimit() {
 				rec.limited = true
-				return livekit.EndReasonLimitReached
+				return livekit.EndReasonLimitReached, nil
 			}
 			if int(rec.lastPTS.Seconds())%5 == 0 {
 				_ = rec.saveJournal()
@@ -143,13 +165,13 @@ func (rec *recording) compose(ctx context.Context, room *source.Room, start time
 			}
 		case <-room.Done():
 			rec.lastPTS = time.Since(start)
-			return livekit.EndReasonSrcClosed + ": " + room.Reason()
+			return livekit.EndReasonSrcClosed + ": " + room.Reason(), nil
 		case <-rec.env.Stop:
 			rec.lastPTS = time.Since(start)
 			rec.stopped = true
-			return livekit.EndReasonAPI
+			return livekit.EndReasonAPI, nil
 		case <-ctx.Done():
-			return livekit.EndReasonFailure
+			return livekit.EndReasonFailure, ctx.Err()
 		}
 	}
 }

@@ -50,7 +50,7 @@ func inspectEncoded(req encodedRequest, audioOnly bool) (*Encoding, error) {
 			return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "stream_outputs: urls is empty")
 		}
 		for _, raw := range s.GetUrls() {
-			if err := checkStreamURL(raw); err != nil {
+			if err := checkStreamURL(s.GetProtocol(), raw); err != nil {
 				return nil, err
 			}
 		}
@@ -64,7 +64,20 @@ func inspectEncoded(req encodedRequest, audioOnly bool) (*Encoding, error) {
 	if len(files) == 1 {
 		fileType = resolvedFileType(files[0], audioOnly)
 	}
-	return ResolveEncoding(req.GetPreset(), req.GetAdvanced(), fileType, audioOnly)
+	enc, err := ResolveEncoding(req.GetPreset(), req.GetAdvanced(), fileType, audioOnly)
+	if err == nil && len(streams)+len(segments) > 0 && enc.AudioCodec != livekit.AudioCodec_AAC {
+		return nil, invalid("audio_codec", "%v cannot go to stream or segment outputs, which carry AAC; use AAC (with an MP4 file if there is one)", enc.AudioCodec)
+	}
+	return enc, err
+}
+
+// streamOutputs is the request's stream outputs, the deprecated single `stream` included.
+func streamOutputs(req encodedRequest) []*livekit.StreamOutput {
+	out := req.GetStreamOutputs()
+	if s, ok := req.(singleOutputs); ok && s.GetStream() != nil {
+		out = append(append([]*livekit.StreamOutput{}, out...), s.GetStream())
+	}
+	return out
 }
 
 // encodedFiles is the request's file outputs, the deprecated single `file` included.
@@ -88,26 +101,31 @@ func resolvedFileType(f *livekit.EncodedFileOutput, audioOnly bool) livekit.Enco
 	return livekit.EncodedFileType_MP4
 }
 
-// checkStreamURL accepts the schemes the official egress streams to.
-func checkStreamURL(raw string) error {
+// checkStreamURL accepts the schemes the official egress streams to, matching the output's protocol
+// (DEFAULT_PROTOCOL takes either).
+func checkStreamURL(protocol livekit.StreamProtocol, raw string) error {
 	u, err := url.Parse(strings.TrimSpace(raw))
+	ok := false
 	if err == nil {
 		switch u.Scheme {
-		case "rtmp", "rtmps", "srt":
-			if u.Host != "" {
-				return nil
-			}
+		case "rtmp", "rtmps":
+			ok = u.Host != "" && strings.Trim(u.Path, "/") != "" && protocol != livekit.StreamProtocol_SRT
 		case "mux", "twitch":
-			return nil
+			ok = u.Opaque != "" || u.Host != ""
+			ok = ok && protocol != livekit.StreamProtocol_SRT
+		case "srt":
+			ok = u.Host != "" && u.Port() != "" && protocol != livekit.StreamProtocol_RTMP
 		}
 	}
-	return psrpc.NewErrorf(psrpc.InvalidArgument, "stream_outputs.urls: %q is not an rtmp://, rtmps:// or srt:// URL", redactStreamURL(raw))
-}
-
-// redactStreamURL hides the stream key (the last path segment) of an RTMP URL in reports.
-func redactStreamURL(raw string) string {
-	if i := strings.LastIndex(raw, "/"); i > 0 && i < len(raw)-1 {
-		return raw[:i+1] + "{stream_key}"
+	if ok {
+		return nil
 	}
-	return raw
+	want := "an rtmp://host/app/key, rtmps://, mux://key, twitch://key or srt://host:port URL"
+	switch protocol {
+	case livekit.StreamProtocol_RTMP:
+		want = "an rtmp://host/app/key, rtmps://, mux://key or twitch://key URL (protocol RTMP)"
+	case livekit.StreamProtocol_SRT:
+		want = "an srt://host:port URL (protocol SRT)"
+	}
+	return psrpc.NewErrorf(psrpc.InvalidArgument, "stream_outputs.urls: %q is not %s", redactStreamURL(raw), want)
 }

@@ -103,7 +103,9 @@ func Recover(ctx context.Context, conf *config.Config, log *slog.Logger, egressI
 		file: fileOutput(r.Job), log: log, workPath: j.WorkPath, storeKey: j.StoreKey,
 		firstAt: time.Unix(0, j.StartedAt), lastPTS: time.Duration(j.MediaNS)}
 	cause := errors.New("the job process was killed mid-recording; a restarted worker stored what was recorded (see file_results)")
-	if rec.dest, err = resolveStorage(ctx, conf, rec.file); err == nil {
+	if rec.file == nil || j.WorkPath == "" {
+		cause = errors.New("the job process was killed mid-egress")
+	} else if rec.dest, err = resolveStorage(ctx, conf, rec.file); err == nil {
 		var fi *livekit.FileInfo
 		fi, err = rec.store(ctx)
 		if fi != nil {

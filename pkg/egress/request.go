@@ -81,7 +81,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if !compositeLayoutSupported(q2.GetLayout()) {
 			return r, psrpc.NewErrorf(psrpc.Unimplemented, "layout %q is %v; grid, speaker and single-speaker (each with -light or -dark) work", q2.GetLayout(), ErrUnimplemented)
 		}
-		return r, fileOnlySupported(q2, q2.GetAudioOnly())
+		return r, outputsSupported(q2, q2.GetAudioOnly())
 	case *rpc.StartEgressRequest_Web:
 		r.Kind = KindWeb
 		if u, err := url.Parse(q.Web.GetUrl()); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -101,7 +101,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q.Participant, false); err != nil {
 			return r, err
 		}
-		return r, fileOnlySupported(q.Participant, false)
+		return r, outputsSupported(q.Participant, false)
 	case *rpc.StartEgressRequest_TrackComposite:
 		q2 := q.TrackComposite
 		r.Kind, r.RoomName = KindTrackComposite, q2.GetRoomName()
@@ -114,32 +114,13 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if _, err := inspectEncoded(q2, q2.GetVideoTrackId() == ""); err != nil {
 			return r, err
 		}
-		return r, fileOnlySupported(q2, q2.GetVideoTrackId() == "")
+		return r, outputsSupported(q2, q2.GetVideoTrackId() == "")
 	case *rpc.StartEgressRequest_Replay:
 		r.Kind = KindReplay
 	default:
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress request has no source (room composite, web, participant, track composite or track)")
 	}
 	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
-}
-
-// fileOnlySupported says what participant and track composite egress can record today: one file.
-func fileOnlySupported(req encodedRequest, audioOnly bool) error {
-	files := encodedFiles(req)
-	if len(req.GetStreamOutputs())+len(req.GetSegmentOutputs())+len(req.GetImageOutputs()) > 0 || len(files) != 1 {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "stream, segment and image outputs are %v; a file output works", ErrUnimplemented)
-	}
-	if s, ok := req.(singleOutputs); ok && (s.GetStream() != nil || s.GetSegments() != nil) {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "stream and segment outputs are %v; a file output works", ErrUnimplemented)
-	}
-	f := files[0]
-	if t := f.GetFileType(); !audioOnly && t != livekit.EncodedFileType_DEFAULT_FILETYPE && t != livekit.EncodedFileType_MP4 {
-		return psrpc.NewErrorf(psrpc.InvalidArgument, "a recording with video needs file_type MP4")
-	}
-	if f.GetAliOSS() != nil {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
-	}
-	return nil
 }
 
 func needRoom(name string) error {

@@ -80,10 +80,18 @@ func TestInspectParticipant(t *testing.T) {
 	if _, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", FileOutputs: []*livekit.EncodedFileOutput{{}}})); err != nil {
 		t.Fatalf("one MP4 file: %v", err)
 	}
-	_, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}}}))
+	if _, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}}})); err != nil {
+		t.Fatalf("stream output only: %v", err)
+	}
+	_, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", ImageOutputs: []*livekit.ImageOutput{{CaptureInterval: 5}}}))
 	var pe psrpc.Error
 	if !errors.As(err, &pe) || pe.Code() != psrpc.Unimplemented {
-		t.Fatalf("stream output: %v", err)
+		t.Fatalf("image output: %v", err)
+	}
+	_, err = Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}},
+		Options: &livekit.ParticipantEgressRequest_Advanced{Advanced: &livekit.EncodingOptions{AudioCodec: livekit.AudioCodec_OPUS}}}))
+	if !errors.As(err, &pe) || pe.Code() != psrpc.InvalidArgument || !strings.Contains(err.Error(), "audio_codec") {
+		t.Fatalf("opus to a stream: %v", err)
 	}
 }
 

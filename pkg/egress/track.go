@@ -28,6 +28,8 @@ type Env struct {
 	Status func(*livekit.EgressInfo)
 	// Stop is closed when the job must end cleanly (StopEgress, shutdown, worker gone).
 	Stop <-chan struct{}
+	// Update receives UpdateStream requests, already validated (nil: none come).
+	Update <-chan *livekit.UpdateStreamRequest
 }
 
 // Run runs the job r asks for and always ends by sending a terminal status: track egress records
@@ -94,6 +96,7 @@ type recording struct {
 	log  *slog.Logger
 
 	track    *source.Track
+	streams  *streams // stream outputs, nil without
 	dest     *destination
 	workPath string // where the file is written
 	storeKey string // its name in storage (the expanded filepath)
@@ -251,7 +254,7 @@ func (rec *recording) record(ctx context.Context, frames <-chan source.Frame, w 
 // overLimit tells whether the file reached limits.file_output_max_duration or _max_size.
 func (rec *recording) overLimit() bool {
 	l := rec.env.Conf.Limits
-	return (l.FileOutputMaxDuration > 0 && rec.lastPTS >= l.FileOutputMaxDuration) ||
+	return rec.file != nil && (l.FileOutputMaxDuration > 0 && rec.lastPTS >= l.FileOutputMaxDuration) ||
 		(l.FileOutputMaxSize > 0 && rec.out != nil && rec.out.n >= l.FileOutputMaxSize)
 }
 

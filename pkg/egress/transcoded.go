@@ -94,6 +94,7 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 	defer rec.dropJournal()
 	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media)
 	closeErr := tr.Close()
+	rec.closeStreams()
 	if loopErr == nil {
 		loopErr = closeErr
 	}
@@ -101,22 +102,31 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 }
 
 func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
-	container, ext := containerOf(resolvedFileType(encodedFiles(sel.req)[0], sel.audioOnly))
 	if sel.audioOnly {
 		media.VideoMime = ""
 	}
-	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: sel.identity, Time: time.Now()}
-	rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, sel.defaultName, ext)
-	if err := rec.placeOutput(); err != nil {
-		return nil, err
+	container := ""
+	if files := encodedFiles(sel.req); len(files) > 0 {
+		var ext string
+		container, ext = containerOf(resolvedFileType(files[0], sel.audioOnly))
+		vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: sel.identity, Time: time.Now()}
+		rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, sel.defaultName, ext)
+		if err := rec.placeOutput(); err != nil {
+			return nil, err
+		}
 	}
 	plan, err := transcodePlan(enc, media, container, rec.workPath)
 	if err != nil {
 		return nil, err
 	}
-	rec.log.Info("recording", "file", rec.workPath, "video", plan.VideoIn, "audio", plan.AudioIn,
+	plan.Taps = rec.startStreams(sel.req, plan.VideoIn != "", plan.AudioIn, plan.AudioRate)
+	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
-	return pipeline.NewTranscoder(plan)
+	tr, err := pipeline.NewTranscoder(plan)
+	if err != nil {
+		rec.closeStreams()
+	}
+	return tr, err
 }
 
 func profile(c livekit.VideoCodec) string {
@@ -194,6 +204,14 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			_ = rec.saveJournal()
 		case <-progress.C:
 			rec.logProgress()
+		case <-rec.streamsChanged():
+			if reason, err := rec.onStreamsChanged(); reason != "" {
+				return reason, err
+			}
+		case u := <-rec.env.Update:
+			if reason := rec.updateStream(u); reason != "" {
+				return reason, nil
+			}
 		case <-sub.Done():
 			return livekit.EndReasonSrcClosed + ": " + sub.Reason(), nil
 		case <-rec.env.Stop:
@@ -225,17 +243,23 @@ func (rec *recording) placeOutput() error {
 // finish stores the file and sets the terminal status for a recording that has ended.
 func (rec *recording) finish(ctx context.Context, reason string, recErr error) error {
 	if rec.frames == 0 {
-		_ = os.Remove(rec.workPath)
+		if rec.workPath != "" {
+			_ = os.Remove(rec.workPath)
+		}
 		if rec.stopped {
 			rec.info.SetAborted("Stop called before any media was recorded")
 			return nil
 		}
 		return fmt.Errorf("nothing was recorded (%s)", strings.TrimPrefix(reason, livekit.EndReasonSrcClosed+": "))
 	}
-	fi, err := rec.store(ctx)
-	if fi != nil {
-		rec.info.FileResults = []*livekit.FileInfo{fi}
-		rec.info.Result = &livekit.EgressInfo_File{File: fi}
+	var err error
+	fi := &livekit.FileInfo{}
+	if rec.file != nil {
+		fi, err = rec.store(ctx)
+		if fi != nil {
+			rec.info.FileResults = []*livekit.FileInfo{fi}
+			rec.info.Result = &livekit.EgressInfo_File{File: fi}
+		}
 	}
 	if err = errors.Join(recErr, err); err != nil {
 		return err
@@ -247,7 +271,7 @@ func (rec *recording) finish(ctx context.Context, reason string, recErr error) e
 		rec.info.SetComplete()
 	}
 	rec.log.Info("egress ended", "status", rec.info.Status.String(), "location", fi.Location, "bytes", fi.Size,
-		"duration", time.Duration(fi.Duration).String(), "reason", reason)
+		"duration", time.Duration(rec.lastPTS).String(), "streams", len(rec.info.StreamResults), "reason", reason)
 	return nil
 }
 

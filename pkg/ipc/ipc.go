@@ -27,7 +27,32 @@ type Command string
 const (
 	// CommandStop ends the job cleanly: EOS, finalise files, upload, report.
 	CommandStop Command = "stop"
+	// CommandUpdateStream is followed by a space and an UpdateStreamRequest in protojson.
+	CommandUpdateStream Command = "update_stream"
 )
+
+// UpdateStreamLine is the command line (without its newline) carrying u.
+func UpdateStreamLine(u *livekit.UpdateStreamRequest) (string, error) {
+	b, err := protojson.Marshal(u)
+	if err != nil {
+		return "", fmt.Errorf("marshal update: %w", err)
+	}
+	return string(CommandUpdateStream) + " " + string(b), nil
+}
+
+// ParseUpdateStream reads the UpdateStreamRequest of an update_stream command; ok is false for any
+// other command.
+func ParseUpdateStream(c Command) (u *livekit.UpdateStreamRequest, ok bool, err error) {
+	body, found := strings.CutPrefix(string(c), string(CommandUpdateStream)+" ")
+	if !found {
+		return nil, false, nil
+	}
+	u = &livekit.UpdateStreamRequest{}
+	if err := protojson.Unmarshal([]byte(body), u); err != nil {
+		return nil, true, fmt.Errorf("%w: update_stream: %v", ErrBadLine, err)
+	}
+	return u, true, nil
+}
 
 // ErrBadLine marks a status line that is not an EgressInfo.
 var ErrBadLine = errors.New("ipc: bad status line")

@@ -21,7 +21,8 @@ func NewOpusDecoder(onPCM func(pcm []byte)) (*OpusDecoder, error) {
 		caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 		! opusdec plc=true ! audioconvert ! audioresample
 		! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2
-		! appsink name=sink sync=false emit-signals=false`, []string{"src"}, onPCM)
+		! appsink name=sink sync=false emit-signals=false`, []string{"src"},
+		map[string]func([]byte, time.Duration, time.Duration){"sink": func(pcm []byte, _, _ time.Duration) { onPCM(pcm) }})
 	if err != nil {
 		return nil, err
 	}

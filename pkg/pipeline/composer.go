@@ -22,7 +22,8 @@ type ComposePlan struct {
 	AudioKbps, AudioRate     int
 	AudioOnly, VideoOnly     bool
 	Container                string // "mp4" (fragmented), "ogg" or "mp3"
-	Output                   string
+	Output                   string // file path; "" for no file (taps only)
+	Taps                     *Taps  // encoded streams for outputs outside the pipeline; AAC audio only
 	Layout                   string // LayoutGrid (default), LayoutSpeaker or LayoutSingleSpeaker
 }
 
@@ -75,20 +76,18 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! compositor name=comp background=black latency=100000000
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue
 			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
-			! video/x-h264,profile=%s ! h264parse ! queue ! mux. `,
+			! video/x-h264,profile=%s ! h264parse ! tee name=vtee `,
 			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate, plan.VideoKbps, keyint, plan.Profile)
 	}
 	if !plan.VideoOnly {
 		b.f(`audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved
-			! audiomixer name=amix latency=100000000 ! audioconvert ! audioresample ! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `,
+			! audiomixer name=amix latency=100000000 ! audioconvert ! audioresample ! audio/x-raw,rate=%d,channels=2 ! %s ! tee name=atee `,
 			plan.AudioRate, audioEncoder(plan.AudioCodec, plan.AudioKbps))
 	}
-	m := muxer(plan.Container, plan.Output)
-	if m == "" {
-		return nil, fmt.Errorf("%w: unknown container %q", ErrPipeline, plan.Container)
+	if err := encodedTail(&b, !plan.AudioOnly, !plan.VideoOnly, plan.Container, plan.Output, plan.Taps); err != nil {
+		return nil, err
 	}
-	b.f("%s", m)
-	g, err := start(b.String(), nil, nil)
+	g, err := start(b.String(), nil, plan.Taps.sinks(!plan.AudioOnly, !plan.VideoOnly))
 	if err != nil {
 		return nil, err
 	}

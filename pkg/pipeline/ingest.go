@@ -390,8 +390,16 @@ func (in *Ingest) addBin(pad *gst.Pad, desc string) (*gst.Bin, error) {
 	return bin, nil
 }
 
-// onSample calls fn with every buffer reaching the appsink el.
-func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) {
+// onSample calls fn with every buffer reaching the appsink el, with its buffer timestamp.
+func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) { sampleCallbacks(el, false, fn) }
+
+// onSampleRunning is onSample with the timestamp as running time: what the pipeline clock says
+// for the buffer, whatever offset its segment carries (x264enc's output starts 1000 hours in).
+func onSampleRunning(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) {
+	sampleCallbacks(el, true, fn)
+}
+
+func sampleCallbacks(el *gst.Element, running bool, fn func(data []byte, pts, dur time.Duration)) {
 	app.SinkFromElement(el).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: func(s *app.Sink) gst.FlowReturn {
 		sample := s.PullSample()
 		if sample == nil {
@@ -404,6 +412,9 @@ func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) {
 		var pts, dur time.Duration
 		if p := buf.PresentationTimestamp(); p != gst.ClockTimeNone {
 			pts = time.Duration(p)
+			if seg := sample.GetSegment(); running && seg != nil {
+				pts = time.Duration(seg.ToRunningTime(gst.FormatTime, uint64(p)))
+			}
 		}
 		if d := buf.Duration(); d != gst.ClockTimeNone {
 			dur = time.Duration(d)

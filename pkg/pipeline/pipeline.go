@@ -28,9 +28,9 @@ type graph struct {
 	closed   bool
 }
 
-// start parses desc, finds the appsrcs named srcs, wires onData (if not nil) to the appsink named
-// "sink" and sets the pipeline playing.
-func start(desc string, srcs []string, onData func([]byte)) (*graph, error) {
+// start parses desc, finds the appsrcs named srcs, wires each appsink named in sinks to its
+// callback (timestamps in running time) and sets the pipeline playing.
+func start(desc string, srcs []string, sinks map[string]func(data []byte, pts, dur time.Duration)) (*graph, error) {
 	initGst()
 	p, err := gst.NewPipelineFromString(desc)
 	if err != nil {
@@ -44,25 +44,18 @@ func start(desc string, srcs []string, onData func([]byte)) (*graph, error) {
 		}
 		g.srcs[name] = app.SrcFromElement(el)
 	}
-	if onData != nil {
-		if err := wireSink(p, onData); err != nil {
-			return nil, err
+	for name, fn := range sinks {
+		el, err := p.GetElementByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no appsink %q: %v", ErrPipeline, name, err)
 		}
+		onSampleRunning(el, fn)
 	}
 	if err := p.SetState(gst.StatePlaying); err != nil {
 		return nil, fmt.Errorf("%w: play: %v", ErrPipeline, err)
 	}
 	go g.watch()
 	return g, nil
-}
-
-func wireSink(p *gst.Pipeline, onData func([]byte)) error {
-	sinkEl, err := p.GetElementByName("sink")
-	if err != nil {
-		return fmt.Errorf("%w: no appsink: %v", ErrPipeline, err)
-	}
-	onSample(sinkEl, func(data []byte, _, _ time.Duration) { onData(data) })
-	return nil
 }
 
 // watch turns bus messages into the single result on done.

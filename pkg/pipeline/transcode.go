@@ -20,7 +20,8 @@ type TranscodePlan struct {
 	AudioKbps, AudioRate     int
 
 	Container string // "mp4" (default; fragmented every second, so a crash leaves a playable file), "ogg" or "mp3"
-	Output    string // file path
+	Output    string // file path; "" for no file (taps only)
+	Taps      *Taps  // encoded streams for outputs outside the pipeline; AAC audio only
 }
 
 // Transcoder decodes room media and encodes it into one file.
@@ -50,7 +51,7 @@ func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
 	if plan.AudioIn {
 		srcs = append(srcs, "asrc")
 	}
-	g, err := start(desc, srcs, nil)
+	g, err := start(desc, srcs, plan.Taps.sinks(plan.VideoIn != "", plan.AudioIn))
 	if err != nil {
 		return nil, err
 	}
@@ -84,19 +85,17 @@ func (p TranscodePlan) describe() (string, error) {
 			! %s ! videoconvert ! videoscale add-borders=true ! videorate
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1
 			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
-			! video/x-h264,profile=%s ! h264parse ! queue ! mux. `,
+			! video/x-h264,profile=%s ! h264parse ! tee name=vtee `,
 			caps, dec, p.Width, p.Height, p.Framerate, p.VideoKbps, keyint, p.Profile)
 	}
 	if p.AudioIn {
 		b.f(`appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 			! queue max-size-time=2000000000 ! opusdec plc=true ! audioconvert ! audioresample ! audiorate
-			! audio/x-raw,rate=%d,channels=2 ! %s ! queue ! mux. `, p.AudioRate, audioEncoder(p.AudioCodec, p.AudioKbps))
+			! audio/x-raw,rate=%d,channels=2 ! %s ! tee name=atee `, p.AudioRate, audioEncoder(p.AudioCodec, p.AudioKbps))
 	}
-	m := muxer(p.Container, p.Output)
-	if m == "" {
-		return "", fmt.Errorf("%w: unknown container %q", ErrPipeline, p.Container)
+	if err := encodedTail(&b, p.VideoIn != "", p.AudioIn, p.Container, p.Output, p.Taps); err != nil {
+		return "", err
 	}
-	b.f("%s", m)
 	return b.String(), nil
 }
 

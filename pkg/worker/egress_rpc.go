@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -115,7 +114,7 @@ func (s *Service) admit(r *egress.Request) (*job, error) {
 		return nil, psrpc.NewError(psrpc.ResourceExhausted, err)
 	}
 	jl := s.log.With("egress_id", id, "room_name", r.RoomName, "kind", r.Kind)
-	j := &job{req: r, cost: cost, log: jl, stopGrace: s.conf.Timeouts.StopGrace, exited: make(chan struct{}),
+	j := &job{req: r, cost: cost, log: jl, stopGrace: s.conf.Timeouts.StopGrace, exited: make(chan struct{}), streams: egress.NewStreamURLs(r),
 		info: egress.NewInfo(r, time.Now()), rep: newReporter(s.io, s.conf.Timeouts.IOUpdate, jl)}
 	s.jobs[id] = j
 	s.reports.Add(1)
@@ -182,16 +181,19 @@ func (h *egressHandler) StopEgress(_ context.Context, req *livekit.StopEgressReq
 	return j.stop(), nil
 }
 
-// UpdateStream applies only to stream outputs, which no running kind has yet.
+// UpdateStream adds and removes stream destinations of a running egress.
 func (h *egressHandler) UpdateStream(_ context.Context, req *livekit.UpdateStreamRequest) (*livekit.EgressInfo, error) {
 	j, err := h.s.lookup(req.EgressId)
 	if err != nil {
 		return nil, err
 	}
-	if j.req.Kind == egress.KindTrack {
-		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress %s is a track egress: it has no stream outputs to update", req.EgressId)
+	info, err := j.updateStream(req)
+	if err != nil {
+		j.log.Warn("UpdateStream refused", "error", err)
+		return nil, err
 	}
-	return nil, psrpc.NewError(psrpc.Unimplemented, errors.New("UpdateStream is not implemented by mediaworker yet"))
+	j.log.Info("UpdateStream applied", "added", len(req.AddOutputUrls), "removed", len(req.RemoveOutputUrls))
+	return info, nil
 }
 
 // UpdateEgress is in the pinned protocol's interface; livekit-server never calls it.

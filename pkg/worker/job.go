@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/psrpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -35,11 +36,13 @@ type job struct {
 	log       *slog.Logger
 	stopGrace time.Duration
 
-	mu     sync.Mutex // guards info, ending, stdin, pid
-	info   *livekit.EgressInfo
-	ending bool
-	stdin  io.WriteCloser
-	pid    int
+	mu      sync.Mutex // guards info, ending, stdin, pid, updated, streams
+	info    *livekit.EgressInfo
+	ending  bool
+	stdin   io.WriteCloser
+	pid     int
+	updated chan struct{}      // closed (and replaced) at each status from the process
+	streams *egress.StreamURLs // live stream destinations (nil: no stream output)
 
 	exited chan struct{}
 }
@@ -104,8 +107,47 @@ func (j *job) onStatus(info *livekit.EgressInfo) {
 		info.Status = livekit.EgressStatus_EGRESS_ENDING
 	}
 	j.info = info
+	if j.updated != nil {
+		close(j.updated)
+		j.updated = nil
+	}
 	j.mu.Unlock()
 	j.rep.send(info)
+}
+
+// updateStream validates u, hands it to the job process and answers with the status the process
+// reports after applying it (or the current one after 5 s).
+func (j *job) updateStream(u *livekit.UpdateStreamRequest) (*livekit.EgressInfo, error) {
+	line, err := ipc.UpdateStreamLine(u)
+	if err != nil {
+		return nil, err
+	}
+	j.mu.Lock()
+	if j.ending || egress.IsTerminal(j.info.Status) {
+		j.mu.Unlock()
+		return nil, psrpc.NewErrorf(psrpc.FailedPrecondition, "egress %s is ending", u.EgressId)
+	}
+	if err := j.streams.Apply(u); err != nil {
+		j.mu.Unlock()
+		return nil, err
+	}
+	if j.updated == nil {
+		j.updated = make(chan struct{})
+	}
+	next, stdin := j.updated, j.stdin
+	j.mu.Unlock()
+	if stdin == nil {
+		return nil, psrpc.NewErrorf(psrpc.Unavailable, "egress %s is not running yet", u.EgressId)
+	}
+	if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+		return nil, psrpc.NewErrorf(psrpc.Unavailable, "egress %s: could not reach its process: %v", u.EgressId, err)
+	}
+	select {
+	case <-next:
+	case <-time.After(5 * time.Second):
+	case <-j.exited:
+	}
+	return j.snapshot(), nil
 }
 
 // finish makes sure exactly one terminal status goes out, whatever way the process ended.

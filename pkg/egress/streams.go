@@ -1,0 +1,343 @@
+package egress
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/utils"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mediaworker/mediaworker/pkg/container"
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
+)
+
+// Stream destination retry policy: a destination that fails is reconnected with a growing delay;
+// it is given up (FAILED) once it has not run cleanly for streamGiveUp. An attempt that ran
+// streamHealthy without an error counts as working again.
+const (
+	streamFirstRetry = time.Second
+	streamMaxRetry   = 8 * time.Second
+	streamGiveUp     = 30 * time.Second
+	streamHealthy    = 10 * time.Second
+	streamQueue      = 512 // samples (≈ 5 s of video and audio) buffered per destination
+)
+
+// encodedSample is one frame from the encoder taps.
+type encodedSample struct {
+	video bool
+	key   bool
+	data  []byte
+	pts   time.Duration
+}
+
+// streams fans the encoded media out to the stream destinations (RTMP, RTMPS, SRT), each on its
+// own goroutine and pipeline, and keeps their StreamInfo. Destinations can be added and removed
+// while it runs (UpdateStream).
+type streams struct {
+	log          *slog.Logger
+	video, audio bool
+	audioRate    int
+	changed      chan struct{} // a destination's status changed (buffered 1)
+
+	mu    sync.Mutex // guards dests, order
+	dests map[string]*streamDest
+	order []*streamDest // every destination ever added, in order (results keep the ended ones)
+}
+
+type streamDest struct {
+	url  string // as requested (secret)
+	in   chan encodedSample
+	stop chan struct{}
+	done chan struct{}
+
+	mu   sync.Mutex // guards info
+	info *livekit.StreamInfo
+}
+
+func newStreams(log *slog.Logger, video, audio bool, audioRate int) *streams {
+	return &streams{log: log, video: video, audio: audio, audioRate: audioRate, changed: make(chan struct{}, 1),
+		dests: map[string]*streamDest{}}
+}
+
+// add starts sending to rawURL; it is a no-op for a URL already live.
+func (s *streams) add(rawURL string) {
+	rawURL = strings.TrimSpace(rawURL)
+	target := streamTarget(rawURL)
+	s.mu.Lock()
+	if _, ok := s.dests[rawURL]; ok {
+		s.mu.Unlock()
+		return
+	}
+	d := &streamDest{url: target, in: make(chan encodedSample, streamQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		info: &livekit.StreamInfo{Url: redactStreamURL(rawURL), StartedAt: time.Now().UnixNano(), Status: livekit.StreamInfo_ACTIVE}}
+	s.dests[rawURL] = d
+	s.order = append(s.order, d)
+	s.mu.Unlock()
+	s.log.Info("streaming", "url", d.info.Url)
+	go s.run(d)
+	s.notify()
+}
+
+// remove stops sending to rawURL (FINISHED); it reports whether the URL was live.
+func (s *streams) remove(rawURL string) bool {
+	rawURL = strings.TrimSpace(rawURL)
+	s.mu.Lock()
+	d, ok := s.dests[rawURL]
+	delete(s.dests, rawURL)
+	s.mu.Unlock()
+	if ok {
+		close(d.stop)
+		<-d.done
+	}
+	return ok
+}
+
+// count is how many destinations were ever added (0 for nil).
+func (s *streams) count() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.order)
+}
+
+// live is how many destinations are still sending (or retrying).
+func (s *streams) live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.dests)
+}
+
+// close ends every destination cleanly.
+func (s *streams) close() {
+	s.mu.Lock()
+	urls := make([]string, 0, len(s.dests))
+	for u := range s.dests {
+		urls = append(urls, u)
+	}
+	s.mu.Unlock()
+	for _, u := range urls {
+		s.remove(u)
+	}
+}
+
+// results is a copy of every destination's StreamInfo, durations current.
+func (s *streams) results() []*livekit.StreamInfo {
+	s.mu.Lock()
+	order := append([]*streamDest(nil), s.order...)
+	s.mu.Unlock()
+	out := make([]*livekit.StreamInfo, 0, len(order))
+	now := time.Now().UnixNano()
+	for _, d := range order {
+		d.mu.Lock()
+		c := proto.Clone(d.info).(*livekit.StreamInfo)
+		d.mu.Unlock()
+		if c.Status == livekit.StreamInfo_ACTIVE {
+			c.Duration = now - c.StartedAt
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *streams) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// push hands a sample to every destination without blocking: a destination that is behind by
+// streamQueue samples loses this one (its sender then waits for the next keyframe).
+func (s *streams) push(smp encodedSample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.dests {
+		select {
+		case d.in <- smp:
+		default:
+			select {
+			case d.in <- encodedSample{}: // marks the gap: the sender resynchronises on a keyframe
+			default:
+			}
+		}
+	}
+}
+
+// taps are the pipeline callbacks feeding push.
+func (s *streams) taps() *pipeline.Taps {
+	return &pipeline.Taps{
+		Video: func(au []byte, pts time.Duration) {
+			s.push(encodedSample{video: true, key: container.H264Keyframe(au), data: au, pts: pts})
+		},
+		Audio: func(frame []byte, pts time.Duration) { s.push(encodedSample{data: frame, pts: pts}) },
+	}
+}
+
+// run sends to one destination until it is removed or given up, reconnecting on failure.
+func (s *streams) run(d *streamDest) {
+	defer close(d.done)
+	retry := streamFirstRetry
+	lastGood := time.Now()
+	for {
+		began := time.Now()
+		err := s.send(d)
+		if err == nil { // removed or ended
+			d.end(livekit.StreamInfo_FINISHED, "")
+			s.log.Info("stream ended", "url", d.info.Url)
+			s.notify()
+			return
+		}
+		if time.Since(began) >= streamHealthy {
+			lastGood, retry = time.Now(), streamFirstRetry
+		}
+		msg := scrubURL(err.Error(), d.url)
+		if time.Since(lastGood) >= streamGiveUp {
+			d.end(livekit.StreamInfo_FAILED, msg)
+			s.log.Error("stream failed; given up (the other outputs go on)", "url", d.info.Url, "error", msg,
+				"retries", d.info.Retries)
+			s.notify()
+			return
+		}
+		d.mu.Lock()
+		d.info.Retries++
+		d.info.LastRetryAt = time.Now().UnixNano()
+		d.info.Error = msg
+		d.mu.Unlock()
+		s.log.Warn("stream destination failed; retrying", "url", d.info.Url, "error", msg, "in", retry)
+		s.notify()
+		select {
+		case <-d.stop:
+			d.end(livekit.StreamInfo_FINISHED, msg)
+			s.notify()
+			return
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, streamMaxRetry)
+	}
+}
+
+// errStreamEnded is a sender that ended without an error while it should still run.
+var errStreamEnded = errors.New("the destination closed the stream")
+
+// send runs one connection: it starts at a keyframe with timestamps from 0 and returns nil when
+// the destination is removed, or the error that ended it.
+func (s *streams) send(d *streamDest) error {
+	snd, err := pipeline.NewStreamSender(pipeline.StreamPlan{URL: d.url, Video: s.video, Audio: s.audio, AudioRate: s.audioRate})
+	if err != nil {
+		return err
+	}
+	defer snd.Close()
+	synced, base := false, time.Duration(0)
+	for {
+		select {
+		case <-d.stop:
+			return nil
+		case err := <-snd.Done():
+			if err == nil {
+				err = errStreamEnded
+			}
+			return err
+		case smp := <-d.in:
+			if smp.data == nil { // samples were lost: start again at a keyframe
+				synced = false
+				continue
+			}
+			if !synced {
+				if s.video && !(smp.video && smp.key) {
+					continue
+				}
+				synced, base = true, smp.pts
+			}
+			if smp.pts < base {
+				continue
+			}
+			push := snd.PushAudio
+			if smp.video {
+				push = snd.PushVideo
+			}
+			if err := push(smp.data, smp.pts-base); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (d *streamDest) end(status livekit.StreamInfo_Status, msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.info.Status = status
+	d.info.EndedAt = time.Now().UnixNano()
+	d.info.Duration = d.info.EndedAt - d.info.StartedAt
+	if msg != "" {
+		d.info.Error = msg
+	}
+}
+
+// streamTarget resolves the shorthand schemes the official egress accepts (mux://key,
+// twitch://key) to their ingest URLs; other URLs are used as they are.
+func streamTarget(raw string) string {
+	raw = strings.TrimSpace(raw)
+	switch {
+	case strings.HasPrefix(raw, "mux://"):
+		return "rtmps://global-live.mux.com:443/app/" + strings.TrimPrefix(raw, "mux://")
+	case strings.HasPrefix(raw, "twitch://"):
+		return "rtmp://live.twitch.tv/app/" + strings.TrimPrefix(raw, "twitch://")
+	}
+	return raw
+}
+
+// redactStreamURL hides what authorises a stream in reports and logs: an RTMP stream key (the
+// last path segment), user info, and the query (an SRT streamid or passphrase).
+func redactStreamURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if strings.HasPrefix(raw, "mux://") || strings.HasPrefix(raw, "twitch://") {
+		scheme, key, _ := strings.Cut(raw, "://")
+		return scheme + "://" + utils.RedactIdentifier(key)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<invalid url>"
+	}
+	if u.User != nil {
+		u.User = url.User("{redacted}")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "{redacted}"
+	}
+	if i := strings.LastIndex(u.Path, "/"); i >= 0 && i < len(u.Path)-1 {
+		u.Path = u.Path[:i+1] + utils.RedactIdentifier(u.Path[i+1:])
+	}
+	return strings.NewReplacer("%7B", "{", "%7D", "}").Replace(u.String())
+}
+
+// scrubURL removes a destination's URL and its secret parts from an error message.
+func scrubURL(msg, raw string) string {
+	msg = strings.ReplaceAll(msg, raw, redactStreamURL(raw))
+	var secrets []string
+	if u, err := url.Parse(raw); err == nil {
+		if i := strings.LastIndex(u.Path, "/"); i >= 0 && len(u.Path)-i > 4 {
+			secrets = append(secrets, u.Path[i+1:])
+		}
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if len(v) >= 4 {
+					secrets = append(secrets, v)
+				}
+			}
+		}
+		if u.User != nil {
+			secrets = append(secrets, u.User.String())
+		}
+	}
+	for _, sct := range secrets {
+		msg = strings.ReplaceAll(msg, sct, "{redacted}")
+	}
+	return msg
+}

@@ -1,0 +1,95 @@
+package egress
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/livekit/protocol/rpc"
+	"github.com/livekit/psrpc"
+)
+
+func TestCheckStreamURL(t *testing.T) {
+	tests := []struct {
+		proto livekit.StreamProtocol
+		url   string
+		ok    bool
+	}{
+		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "rtmp://a.rtmp.youtube.com/live2/abcd-efgh", true},
+		{livekit.StreamProtocol_RTMP, "rtmps://live.example.com:443/app/key", true},
+		{livekit.StreamProtocol_RTMP, "mux://streamkey", true},
+		{livekit.StreamProtocol_RTMP, "twitch://streamkey", true},
+		{livekit.StreamProtocol_RTMP, "srt://127.0.0.1:9000", false},
+		{livekit.StreamProtocol_RTMP, "rtmp://host", false}, // no app/key
+		{livekit.StreamProtocol_SRT, "srt://127.0.0.1:9000?streamid=x", true},
+		{livekit.StreamProtocol_SRT, "srt://127.0.0.1", false}, // no port
+		{livekit.StreamProtocol_SRT, "rtmp://host/app/key", false},
+		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "http://host/app/key", false},
+		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "not a url", false},
+	}
+	for _, tc := range tests {
+		err := checkStreamURL(tc.proto, tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v %q: %v", tc.proto, tc.url, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "streamkey") {
+			t.Errorf("error shows the key: %v", err)
+		}
+	}
+}
+
+func TestRedactStreamURL(t *testing.T) {
+	tests := map[string]string{
+		"rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl": "rtmp://a.rtmp.youtube.com/live2/{abc...jkl}",
+		"srt://host:9000?streamid=secret&passphrase=pw": "srt://host:9000?{redacted}",
+		"rtmps://user:pw@host/app/k":                    "rtmps://{redacted}@host/app/{...}",
+		"mux://abcdefghij":                              "mux://{abc...hij}",
+	}
+	for in, want := range tests {
+		if got := redactStreamURL(in); got != want {
+			t.Errorf("redactStreamURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	msg := scrubURL("could not connect to rtmp://h/app/supersecret (rtmp2sink: supersecret refused)", "rtmp://h/app/supersecret")
+	if strings.Contains(msg, "supersecret") {
+		t.Fatalf("scrubbed: %s", msg)
+	}
+}
+
+func TestStreamURLsApply(t *testing.T) {
+	r, err := Inspect(&rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{
+		RoomName: "r", StreamOutputs: []*livekit.StreamOutput{{Protocol: livekit.StreamProtocol_RTMP, Urls: []string{"rtmp://h/app/one"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStreamURLs(r)
+	code := func(err error) psrpc.ErrorCode {
+		var pe psrpc.Error
+		if errors.As(err, &pe) {
+			return pe.Code()
+		}
+		return psrpc.OK
+	}
+	steps := []struct {
+		add, remove []string
+		want        psrpc.ErrorCode
+	}{
+		{add: []string{"rtmp://h/app/two"}, want: psrpc.OK},
+		{add: []string{"rtmp://h/app/two"}, want: psrpc.AlreadyExists},
+		{add: []string{"srt://h:1"}, want: psrpc.InvalidArgument},
+		{remove: []string{"rtmp://h/app/three"}, want: psrpc.NotFound},
+		{remove: []string{"rtmp://h/app/one", "rtmp://h/app/two"}, want: psrpc.OK},
+		{remove: []string{"rtmp://h/app/one"}, want: psrpc.NotFound},
+		{want: psrpc.InvalidArgument},
+	}
+	for i, st := range steps {
+		if got := code(s.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_1", AddOutputUrls: st.add, RemoveOutputUrls: st.remove})); got != st.want {
+			t.Fatalf("step %d: %v, want %v", i, got, st.want)
+		}
+	}
+	var none *StreamURLs
+	if code(none.Apply(&livekit.UpdateStreamRequest{AddOutputUrls: []string{"rtmp://h/app/x"}})) != psrpc.InvalidArgument {
+		t.Fatal("an egress without streams accepted an update")
+	}
+}

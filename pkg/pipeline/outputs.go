@@ -1,0 +1,65 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+)
+
+// Taps receive the encoded streams as they leave the encoders, for outputs written outside the
+// pipeline (streams, HLS segments). Callbacks run on GStreamer's streaming threads: they must
+// copy what they keep and must not block (a slow consumer would stall the file being recorded).
+type Taps struct {
+	// Video gets each H.264 access unit in Annex-B form; keyframes carry SPS and PPS in-band.
+	Video func(au []byte, pts time.Duration)
+	// Audio gets each raw AAC frame (no ADTS header).
+	Audio func(frame []byte, pts time.Duration)
+}
+
+// Names of the tap appsinks.
+const (
+	videoTap = "vtap"
+	audioTap = "atap"
+)
+
+// encodedTail writes what follows the encoders, which end in tees named "vtee" and "atee": the
+// file muxer when output is set, and the appsinks of the taps. Tap queues are leaky so that a
+// stalled consumer never holds back the file.
+func encodedTail(b *stringsBuilder, video, audio bool, container, output string, taps *Taps) error {
+	if output != "" {
+		if video {
+			b.f("vtee. ! queue ! mux. ")
+		}
+		if audio {
+			b.f("atee. ! queue ! mux. ")
+		}
+		m := muxer(container, output)
+		if m == "" {
+			return fmt.Errorf("%w: unknown container %q", ErrPipeline, container)
+		}
+		b.f("%s ", m)
+	}
+	if taps != nil && video {
+		b.f(`vtee. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 leaky=downstream
+			! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=%s sync=false `, videoTap)
+	}
+	if taps != nil && audio {
+		b.f(`atee. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 leaky=downstream
+			! audio/mpeg,stream-format=raw ! appsink name=%s sync=false `, audioTap)
+	}
+	return nil
+}
+
+// sinks maps the tap appsinks to their callbacks.
+func (t *Taps) sinks(video, audio bool) map[string]func([]byte, time.Duration, time.Duration) {
+	if t == nil {
+		return nil
+	}
+	m := map[string]func([]byte, time.Duration, time.Duration){}
+	if video && t.Video != nil {
+		m[videoTap] = func(b []byte, pts, _ time.Duration) { t.Video(b, pts) }
+	}
+	if audio && t.Audio != nil {
+		m[audioTap] = func(b []byte, pts, _ time.Duration) { t.Audio(b, pts) }
+	}
+	return m
+}

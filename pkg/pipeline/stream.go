@@ -1,0 +1,99 @@
+package pipeline
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// StreamPlan is one live stream destination fed with already-encoded media.
+type StreamPlan struct {
+	URL          string // rtmp://, rtmps:// or srt://
+	Video, Audio bool   // H.264 access units (Annex-B) / raw AAC-LC frames
+	AudioRate    int    // AAC sample rate (2 channels)
+}
+
+// StreamSender sends one destination. Each destination is its own small pipeline so that one
+// that fails (refused, dropped, stalled) never touches the recording or the other destinations.
+//
+//	appsrc (H.264) → h264parse ─┐
+//	appsrc (AAC)   → aacparse  ─┴→ flvmux → rtmp2sink   (rtmp, rtmps)
+//	                             └→ mpegtsmux → srtsink (srt, caller mode)
+//
+// The appsrcs drop the oldest media beyond 3 s when the destination does not keep up, rather than
+// growing without bound.
+type StreamSender struct{ g *graph }
+
+// NewStreamSender connects to p.URL and starts sending; a failure to connect is reported on Done.
+func NewStreamSender(p StreamPlan) (*StreamSender, error) {
+	desc, err := p.describe()
+	if err != nil {
+		return nil, err
+	}
+	var srcs []string
+	if p.Video {
+		srcs = append(srcs, "vsrc")
+	}
+	if p.Audio {
+		srcs = append(srcs, "asrc")
+	}
+	g, err := start(desc, srcs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &StreamSender{g: g}, nil
+}
+
+const senderQueue = `format=time is-live=true do-timestamp=false leaky-type=downstream max-bytes=0 max-buffers=0 max-time=3000000000`
+
+func (p StreamPlan) describe() (string, error) {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return "", fmt.Errorf("%w: stream url: %v", ErrPipeline, err)
+	}
+	var b stringsBuilder
+	if p.Video {
+		b.f(`appsrc name=vsrc %s caps="video/x-h264,stream-format=byte-stream,alignment=au" ! h264parse ! queue ! out. `, senderQueue)
+	}
+	if p.Audio {
+		b.f(`appsrc name=asrc %s caps="audio/mpeg,mpegversion=4,stream-format=raw,rate=%d,channels=2,codec_data=(buffer)%s,framed=true" ! aacparse ! audio/mpeg,stream-format=raw ! queue ! out. `,
+			senderQueue, p.AudioRate, AudioSpecificConfig(p.AudioRate, 2))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "rtmp", "rtmps":
+		b.f(`flvmux name=out streamable=true ! rtmp2sink location=%q sync=false async-connect=true timeout=10`, p.URL)
+	case "srt":
+		b.f(`mpegtsmux name=out alignment=7 ! srtsink uri=%q sync=false wait-for-connection=false`, p.URL)
+	default:
+		return "", fmt.Errorf("%w: stream url scheme %q (rtmp, rtmps or srt)", ErrPipeline, u.Scheme)
+	}
+	return b.String(), nil
+}
+
+// AudioSpecificConfig is the hex AAC-LC AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1) for a rate
+// and channel count, as codec_data caps and FLV sequence headers carry it.
+func AudioSpecificConfig(rate, channels int) string {
+	idx := 15
+	for i, r := range []int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350} {
+		if r == rate {
+			idx = i
+		}
+	}
+	v := 2<<11 | idx<<7 | channels<<3 // object type 2 (AAC LC), frequency index, channel configuration
+	return fmt.Sprintf("%04x", v)
+}
+
+// PushVideo sends one access unit; pts counts from the destination's first keyframe.
+func (s *StreamSender) PushVideo(au []byte, pts time.Duration) error { return s.g.push("vsrc", au, pts) }
+
+// PushAudio sends one raw AAC frame.
+func (s *StreamSender) PushAudio(frame []byte, pts time.Duration) error {
+	return s.g.push("asrc", frame, pts)
+}
+
+// Done receives the destination's error (or nil at the end), once.
+func (s *StreamSender) Done() <-chan error { return s.g.done }
+
+// Close ends the stream cleanly (bounded) and releases the pipeline.
+func (s *StreamSender) Close() { _ = s.g.finish(5 * time.Second) }

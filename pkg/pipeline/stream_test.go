@@ -1,0 +1,142 @@
+package pipeline
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStreamSenders composes 4 s of canvas and silence, taps the encoded streams and sends them to
+// an ffmpeg RTMP server and an ffmpeg SRT listener at once, while the same composite is written to
+// an MP4: all three hold H.264 + AAC of the length sent.
+func TestStreamSenders(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	dir := t.TempDir()
+	rtmpURL, flv := listen(t, dir, "rtmp", "got.flv")
+	srtURL, ts := listen(t, dir, "srt", "got.ts")
+	var senders []*StreamSender
+	for _, u := range []string{rtmpURL, srtURL} {
+		s, err := NewStreamSender(StreamPlan{URL: u, Video: true, Audio: true, AudioRate: 48000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		senders = append(senders, s)
+	}
+	var mu sync.Mutex
+	var base time.Duration = -1
+	feed := func(video bool, data []byte, pts time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if base < 0 {
+			if !video {
+				return
+			}
+			base = pts
+		}
+		for _, s := range senders {
+			if video {
+				_ = s.PushVideo(data, pts-base)
+			} else if pts >= base {
+				_ = s.PushAudio(data, pts-base)
+			}
+		}
+	}
+	out := filepath.Join(dir, "file.mp4")
+	c, err := NewComposer(ComposePlan{Width: 320, Height: 240, Framerate: 30, VideoKbps: 500, Profile: "main", Background: 0xFF2040C0,
+		AudioCodec: "aac", AudioKbps: 64, AudioRate: 48000, Output: out, Taps: &Taps{
+			Video: func(au []byte, pts time.Duration) { feed(true, au, pts) },
+			Audio: func(f []byte, pts time.Duration) { feed(false, f, pts) },
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range senders {
+		select {
+		case err := <-s.Done():
+			t.Fatalf("sender failed: %v", err)
+		default:
+		}
+		s.Close()
+	}
+	for _, f := range []string{out, flv, ts} {
+		waitFile(t, f)
+		probe, _ := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height:format=duration", "-of", "csv=p=0", f).CombinedOutput()
+		s := string(probe)
+		t.Logf("%s: %s", filepath.Base(f), strings.ReplaceAll(s, "\n", " "))
+		if !strings.Contains(s, "h264,320,240") || !strings.Contains(s, "aac") {
+			t.Fatalf("%s: ffprobe %s", f, s)
+		}
+		var d float64
+		lines := strings.Split(strings.TrimSpace(s), "\n")
+		fmt.Sscanf(lines[len(lines)-1], "%f", &d)
+		if d < 2.5 || d > 4.6 {
+			t.Fatalf("%s: duration %.2f s, sent ≈ 3.5–4 s", f, d)
+		}
+		// Packets of both kinds all along (a stream present in the header is not enough).
+		pk, _ := exec.Command("ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=codec_type,nb_read_packets", "-of", "csv=p=0", f).Output()
+		var v, a int
+		for _, l := range strings.Split(strings.TrimSpace(string(pk)), "\n") {
+			kind, n, _ := strings.Cut(l, ",")
+			k, _ := strconv.Atoi(n)
+			if kind == "video" {
+				v = k
+			} else {
+				a = k
+			}
+		}
+		if float64(v) < 30*(d-0.5) || float64(a) < 48000.0/1024*(d-0.5) {
+			t.Fatalf("%s: %d video and %d audio packets in %.2f s", f, v, a, d)
+		}
+	}
+}
+
+// listen runs ffmpeg as a one-connection server ("rtmp" or "srt" listener) copying to name in dir.
+func listen(t *testing.T, dir, proto, name string) (string, string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	out := filepath.Join(dir, name)
+	in := fmt.Sprintf("rtmp://127.0.0.1:%d/live/secretkey", port)
+	args := []string{"-hide_banner", "-nostdin", "-v", "warning", "-listen", "1", "-i", in, "-c", "copy", out}
+	bin := "ffmpeg"
+	if proto == "srt" {
+		// GStreamer's srtsrc stores what arrives as it arrives (ffmpeg would hold it while probing).
+		in = fmt.Sprintf("srt://127.0.0.1:%d", port)
+		bin, args = "gst-launch-1.0", []string{"-q", "srtsrc", "uri=" + in + "?mode=listener", "!", "filesink", "buffer-mode=unbuffered", "location=" + out}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	time.Sleep(time.Second) // let it bind (a refused first connection would fail the sender)
+	return in, out
+}
+
+func waitFile(t *testing.T, f string) {
+	for i := 0; i < 50; i++ {
+		if st, err := os.Stat(f); err == nil && st.Size() > 0 {
+			time.Sleep(500 * time.Millisecond)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never written", f)
+}
