@@ -61,7 +61,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		}
 	}
 	layout, background, _ := parseLayout(q.GetLayout())
-	taps := rec.startStreams(q, !q.GetAudioOnly(), !q.GetVideoOnly(), int(enc.AudioFrequency))
+	taps := rec.startStreams(q, !q.GetAudioOnly(), !q.GetVideoOnly(), int(enc.AudioFrequency), int(enc.AudioKbps))
 	comp, err := pipeline.NewComposer(pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
 		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc),
 		Layout: layout, Background: background, AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),

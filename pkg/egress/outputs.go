@@ -36,12 +36,12 @@ func outputsSupported(req encodedRequest, audioOnly bool) error {
 
 // startStreams starts the request's stream destinations; the returned taps feed them (nil when the
 // request has none).
-func (rec *recording) startStreams(req encodedRequest, video, audio bool, audioRate int) *pipeline.Taps {
+func (rec *recording) startStreams(req encodedRequest, video, audio bool, audioRate, audioKbps int) *pipeline.Taps {
 	outs := streamOutputs(req)
 	if len(outs) == 0 {
 		return nil
 	}
-	rec.streams = newStreams(rec.log, video, audio, audioRate)
+	rec.streams = newStreams(rec.log, video, audio, audioRate, audioKbps)
 	for _, o := range outs {
 		for _, u := range o.GetUrls() {
 			rec.streams.add(u)

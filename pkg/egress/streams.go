@@ -42,6 +42,7 @@ type streams struct {
 	log          *slog.Logger
 	video, audio bool
 	audioRate    int
+	silence      []byte        // one AAC frame of silence, to fill audio gaps (nil: gaps are left)
 	changed      chan struct{} // a destination's status changed (buffered 1)
 
 	mu    sync.Mutex // guards dests, order
@@ -59,9 +60,16 @@ type streamDest struct {
 	info *livekit.StreamInfo
 }
 
-func newStreams(log *slog.Logger, video, audio bool, audioRate int) *streams {
-	return &streams{log: log, video: video, audio: audio, audioRate: audioRate, changed: make(chan struct{}, 1),
+func newStreams(log *slog.Logger, video, audio bool, audioRate, audioKbps int) *streams {
+	s := &streams{log: log, video: video, audio: audio, audioRate: audioRate, changed: make(chan struct{}, 1),
 		dests: map[string]*streamDest{}}
+	if video && audio {
+		var err error
+		if s.silence, err = pipeline.SilentAAC(audioRate, audioKbps); err != nil {
+			log.Warn("no silent AAC frame: a muted microphone will stall the streams' video", "error", err)
+		}
+	}
+	return s
 }
 
 // add starts sending to rawURL; it is a no-op for a URL already live.
@@ -197,7 +205,11 @@ func (s *streams) run(d *streamDest) {
 		if time.Since(began) >= streamHealthy {
 			lastGood, retry = time.Now(), streamFirstRetry
 		}
-		msg := scrubURL(err.Error(), d.url)
+		msg := err.Error()
+		if pe := (*pipeline.Error)(nil); errors.As(err, &pe) {
+			msg = pe.Message // the element path and source line are for the log
+		}
+		msg = scrubURL(msg, d.url)
 		if time.Since(lastGood) >= streamGiveUp {
 			d.end(livekit.StreamInfo_FAILED, msg)
 			s.log.Error("stream failed; given up (the other outputs go on)", "url", d.info.Url, "error", msg,
@@ -210,7 +222,7 @@ func (s *streams) run(d *streamDest) {
 		d.info.LastRetryAt = time.Now().UnixNano()
 		d.info.Error = msg
 		d.mu.Unlock()
-		s.log.Warn("stream destination failed; retrying", "url", d.info.Url, "error", msg, "in", retry)
+		s.log.Warn("stream destination failed; retrying", "url", d.info.Url, "error", scrubURL(err.Error(), d.url), "in", retry)
 		s.notify()
 		select {
 		case <-d.stop:
@@ -235,6 +247,8 @@ func (s *streams) send(d *streamDest) error {
 	}
 	defer snd.Close()
 	synced, base := false, time.Duration(0)
+	lastAudio := time.Duration(-1) // pts of the last audio frame sent
+	frame := time.Duration(1024) * time.Second / time.Duration(max(s.audioRate, 1))
 	for {
 		select {
 		case <-d.stop:
@@ -255,18 +269,46 @@ func (s *streams) send(d *streamDest) error {
 				}
 				synced, base = true, smp.pts
 			}
-			if smp.pts < base {
+			if smp.pts < base || (!smp.video && smp.pts-base <= lastAudio) {
 				continue
 			}
-			push := snd.PushAudio
 			if smp.video {
-				push = snd.PushVideo
+				if err := s.fillSilence(snd, &lastAudio, smp.pts-base, frame); err != nil {
+					return err
+				}
+				if err := snd.PushVideo(smp.data, smp.pts-base); err != nil {
+					return err
+				}
+				continue
 			}
-			if err := push(smp.data, smp.pts-base); err != nil {
+			lastAudio = smp.pts - base
+			if err := snd.PushAudio(smp.data, lastAudio); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// audioGap is how far the audio may fall behind the video before silence fills in: the muxers
+// interleave by time and would hold the video back waiting for audio that a muted microphone
+// never sends.
+const audioGap = 500 * time.Millisecond
+
+// fillSilence sends silent frames after *lastAudio up to 200 ms before the video at pts.
+func (s *streams) fillSilence(snd *pipeline.StreamSender, lastAudio *time.Duration, pts, frame time.Duration) error {
+	if s.silence == nil || pts-*lastAudio < audioGap {
+		return nil
+	}
+	for *lastAudio+frame < pts-200*time.Millisecond {
+		*lastAudio += frame
+		if *lastAudio < 0 {
+			*lastAudio = 0
+		}
+		if err := snd.PushAudio(s.silence, *lastAudio); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *streamDest) end(status livekit.StreamInfo_Status, msg string) {

@@ -119,7 +119,7 @@ func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Enc
 	if err != nil {
 		return nil, err
 	}
-	plan.Taps = rec.startStreams(sel.req, plan.VideoIn != "", plan.AudioIn, plan.AudioRate)
+	plan.Taps = rec.startStreams(sel.req, plan.VideoIn != "", plan.AudioIn, plan.AudioRate, plan.AudioKbps)
 	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
 	tr, err := pipeline.NewTranscoder(plan)

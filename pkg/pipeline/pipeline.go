@@ -15,6 +15,14 @@ import (
 // ErrPipeline wraps errors GStreamer reports on the bus.
 var ErrPipeline = errors.New("media pipeline failed")
 
+// Error is a failure GStreamer reported on the bus: Message is for people, Debug (source file,
+// element path) for developers. It wraps ErrPipeline.
+type Error struct{ Message, Debug string }
+
+func (e *Error) Error() string { return fmt.Sprintf("%v: %s (%s)", ErrPipeline, e.Message, e.Debug) }
+
+func (e *Error) Unwrap() error { return ErrPipeline }
+
 var initOnce sync.Once
 
 func initGst() { initOnce.Do(func() { gst.Init(nil) }) }
@@ -77,7 +85,7 @@ func (g *graph) watch() {
 		var err error
 		if msg.Type() == gst.MessageError {
 			gerr := msg.ParseError()
-			err = fmt.Errorf("%w: %s (%s)", ErrPipeline, gerr.Error(), gerr.DebugString())
+			err = &Error{Message: gerr.Error(), Debug: gerr.DebugString()}
 		}
 		g.done <- err
 		close(g.done)
@@ -96,13 +104,17 @@ func (g *graph) push(src string, data []byte, pts time.Duration) error {
 }
 
 // finish sends EOS on every appsrc, waits for it to reach the sink (bounded), and stops.
-func (g *graph) finish(timeout time.Duration) error {
+func (g *graph) finish(timeout time.Duration) error { return g.finishLinger(timeout, 0) }
+
+// finishLinger is finish, waiting linger after EOS before the sinks close.
+func (g *graph) finishLinger(timeout, linger time.Duration) error {
 	for _, s := range g.srcs {
 		s.EndStream()
 	}
 	var err error
 	select {
 	case err = <-g.done:
+		time.Sleep(linger)
 	case <-time.After(timeout):
 		err = fmt.Errorf("%w: did not drain within %s", ErrPipeline, timeout)
 	}

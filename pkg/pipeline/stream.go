@@ -23,7 +23,10 @@ type StreamPlan struct {
 //
 // The appsrcs drop the oldest media beyond 3 s when the destination does not keep up, rather than
 // growing without bound.
-type StreamSender struct{ g *graph }
+type StreamSender struct {
+	g      *graph
+	linger time.Duration // after EOS, before the connection is closed
+}
 
 // NewStreamSender connects to p.URL and starts sending; a failure to connect is reported on Done.
 func NewStreamSender(p StreamPlan) (*StreamSender, error) {
@@ -42,10 +45,16 @@ func NewStreamSender(p StreamPlan) (*StreamSender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &StreamSender{g: g}, nil
+	snd := &StreamSender{g: g}
+	if strings.HasPrefix(strings.ToLower(p.URL), "srt:") {
+		// SRT in live mode drops what is still in its send buffer when the socket closes (no
+		// linger): give the last packets the receiver latency (125 ms) and more to arrive.
+		snd.linger = 500 * time.Millisecond
+	}
+	return snd, nil
 }
 
-const senderQueue = `format=time is-live=true do-timestamp=false leaky-type=downstream max-bytes=0 max-buffers=0 max-time=3000000000`
+const senderQueue = `format=time is-live=false do-timestamp=false leaky-type=downstream max-bytes=0 max-buffers=0 max-time=3000000000`
 
 func (p StreamPlan) describe() (string, error) {
 	u, err := url.Parse(p.URL)
@@ -96,4 +105,34 @@ func (s *StreamSender) PushAudio(frame []byte, pts time.Duration) error {
 func (s *StreamSender) Done() <-chan error { return s.g.done }
 
 // Close ends the stream cleanly (bounded) and releases the pipeline.
-func (s *StreamSender) Close() { _ = s.g.finish(5 * time.Second) }
+func (s *StreamSender) Close() { _ = s.g.finishLinger(5*time.Second, s.linger) }
+
+// SilentAAC encodes one frame of stereo silence as AAC-LC at rate, the way the encoder taps
+// produce it: stream destinations fill a gap in the audio with it (a muted microphone sends
+// nothing, and a muxer waiting for audio would hold the video back).
+func SilentAAC(rate, kbps int) ([]byte, error) {
+	frames := make(chan []byte, 64)
+	g, err := start(fmt.Sprintf(`audiotestsrc wave=silence num-buffers=16 samplesperbuffer=1024
+		! audio/x-raw,format=S16LE,layout=interleaved,rate=%d,channels=2 ! %s
+		! audio/mpeg,stream-format=raw ! appsink name=sink sync=false`, rate, audioEncoder("aac", kbps)), nil,
+		map[string]func([]byte, time.Duration, time.Duration){"sink": func(b []byte, _, _ time.Duration) {
+			select {
+			case frames <- b:
+			default:
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	err = <-g.done
+	g.stop()
+	close(frames)
+	var last []byte
+	for f := range frames { // the last frames are past the encoder's start-up
+		last = f
+	}
+	if err == nil && len(last) == 0 {
+		err = fmt.Errorf("%w: the AAC encoder produced no frame", ErrPipeline)
+	}
+	return last, err
+}

@@ -100,6 +100,9 @@ func TestStreamSenders(t *testing.T) {
 		if float64(v) < 30*(d-0.5) || float64(a) < 48000.0/1024*(d-0.5) {
 			t.Fatalf("%s: %d video and %d audio packets in %.2f s", f, v, a, d)
 		}
+		if e, _ := exec.Command("ffmpeg", "-v", "error", "-i", f, "-f", "null", "-").CombinedOutput(); len(e) > 0 {
+			t.Fatalf("%s: decode: %s", f, e)
+		}
 	}
 }
 
@@ -139,4 +142,13 @@ func waitFile(t *testing.T, f string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s never written", f)
+}
+
+func TestSilentAAC(t *testing.T) {
+	for _, rate := range []int{44100, 48000} {
+		f, err := SilentAAC(rate, 128)
+		if err != nil || len(f) == 0 || len(f) > 2048 { // voaacenc fills its bit rate: 372 bytes at 128 kb/s
+			t.Fatalf("%d Hz: %d bytes, %v", rate, len(f), err)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -18,30 +17,6 @@ import (
 	"testing"
 	"time"
 )
-
-// listenRTMP runs ffmpeg as a one-shot RTMP server that copies what it receives into a file.
-func listenRTMP(t *testing.T) (url, out string, p *Proc) {
-	port := FreePort(t)
-	out = filepath.Join(t.TempDir(), "got.flv")
-	url = fmt.Sprintf("rtmp://127.0.0.1:%d/x/key", port)
-	p = Start(t, "ffmpeg-listen", nil, "ffmpeg", "-hide_banner", "-nostdin", "-v", "info", "-listen", "1", "-i", url, "-c", "copy", "-f", "flv", out)
-	// Not WaitTCP: the listener takes exactly one connection.
-	Eventually(t, 10*time.Second, "ffmpeg listening", func() bool { return listening(port) })
-	return url, out, p
-}
-
-// listening reports whether a TCP socket listens on port (from /proc/net/tcp: state 0A).
-func listening(port int) bool {
-	b, _ := os.ReadFile("/proc/net/tcp")
-	want := fmt.Sprintf(":%04X", port)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
-			return true
-		}
-	}
-	return false
-}
 
 type packet struct {
 	PTS  float64
@@ -73,7 +48,7 @@ func videoPackets(t *testing.T, path string) []packet {
 // the stream: real-time frames, a timestamp gap at the stall, one huge frame per mark — and that
 // MatchLatency finds them all among real x264 frames (grey keyframes included).
 func TestLatencyProbeFFmpeg(t *testing.T) {
-	url, out, listener := listenRTMP(t)
+	url, out, listener := ListenRTMP(t)
 	const dur, stallAt, stall = 8 * time.Second, 3 * time.Second, 2 * time.Second
 	start := time.Now()
 	lp := PushLatencyProbe(t, url, 30, dur, stallAt, stall)
@@ -143,7 +118,7 @@ func TestLatencyProbeFFmpeg(t *testing.T) {
 // TestPushRTMPFFmpeg pushes OBS-like A/V and stops it with SIGINT: the listener gets H.264 High +
 // stereo AAC, and the interrupted ffmpeg does not fail the test.
 func TestPushRTMPFFmpeg(t *testing.T) {
-	url, out, listener := listenRTMP(t)
+	url, out, listener := ListenRTMP(t)
 	p := PushRTMP(t, url, RTMPSource{Width: 640, Height: 360})
 	time.Sleep(3 * time.Second)
 	p.Interrupt(t, 10*time.Second)
