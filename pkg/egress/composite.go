@@ -51,33 +51,41 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		return err
 	}
 	container := ""
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
 	if files := encodedFiles(q); len(files) > 0 {
 		var ext string
 		container, ext = containerOf(resolvedFileType(files[0], q.GetAudioOnly()))
-		vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
 		rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, "{room_name}-{time}", ext)
 		if err := rec.placeOutput(); err != nil {
 			return err
 		}
 	}
 	layout, background, _ := parseLayout(q.GetLayout())
-	taps := rec.startStreams(q, !q.GetAudioOnly(), !q.GetVideoOnly(), int(enc.AudioFrequency), int(enc.AudioKbps))
-	comp, err := pipeline.NewComposer(pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
+	taps, keyint, err := rec.startTapped(ctx, q, encodedOutputs{video: !q.GetAudioOnly(), audio: !q.GetVideoOnly(),
+		audioRate: int(enc.AudioFrequency), audioKbps: int(enc.AudioKbps), framerate: int(enc.Framerate)}, vars)
+	if err != nil {
+		return err
+	}
+	plan := pipeline.ComposePlan{Width: int(enc.Width), Height: int(enc.Height), Framerate: int(enc.Framerate),
 		VideoKbps: int(enc.VideoKbps), Profile: profile(enc.VideoCodec), KeyframeEvery: keyframeEvery(enc),
 		Layout: layout, Background: background, AudioCodec: audioCodecName(enc.AudioCodec), AudioKbps: int(enc.AudioKbps),
 		AudioRate: int(enc.AudioFrequency), AudioOnly: q.GetAudioOnly(), VideoOnly: q.GetVideoOnly(), Container: container, Output: rec.workPath,
-		Taps: taps})
+		Taps: taps}
+	if keyint > 0 {
+		plan.KeyframeEvery, plan.FixedGOP = keyint, true
+	}
+	comp, err := pipeline.NewComposer(plan)
 	if err != nil {
-		rec.closeStreams()
+		rec.closeTapped(ctx)
 		return err
 	}
-	rec.log.Info("composing", "file", rec.workPath, "streams", rec.streams.count(), "layout", layout)
+	rec.log.Info("composing", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "layout", layout)
 	mix := &mixer{mode: q.GetAudioMixing()}
 	conf := rec.env.Conf
 	token, err := rec.token()
 	if err != nil {
 		comp.Close()
-		rec.closeStreams()
+		rec.closeTapped(ctx)
 		return err
 	}
 	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
@@ -120,7 +128,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	})
 	if err != nil {
 		comp.Close()
-		rec.closeStreams()
+		rec.closeTapped(ctx)
 		return err
 	}
 	defer room.Close()
@@ -131,8 +139,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	reason, err := rec.compose(ctx, room, start)
 	room.Close()
 	closeErr := comp.Close()
-	rec.closeStreams()
-	return rec.finish(ctx, reason, errors.Join(err, closeErr))
+	return rec.finish(ctx, reason, errors.Join(err, closeErr, rec.closeTapped(ctx)))
 }
 
 // compose waits for the end while keeping the journal and duration current.

@@ -20,7 +20,8 @@ type manifest struct {
 	RoomName  string              `json:"room_name"`
 	StartedAt int64               `json:"started_at"`
 	EndedAt   int64               `json:"ended_at"`
-	Files     []*livekit.FileInfo `json:"files"`
+	Files     []*livekit.FileInfo     `json:"files"`
+	Playlists []*livekit.SegmentsInfo `json:"playlists,omitempty"`
 }
 
 // storeManifest writes the manifest for fi with st (nil: local disk, next to the file). A failure
@@ -29,9 +30,24 @@ func (rec *recording) storeManifest(ctx context.Context, st upload.Store, fi *li
 	if rec.file.GetDisableManifest() {
 		return
 	}
+	rec.writeManifest(ctx, st, path.Dir(rec.storeKey), fi.StartedAt, fi.EndedAt, []*livekit.FileInfo{fi})
+}
+
+// storeSegmentsManifest writes the manifest of an egress whose only stored output is HLS, next
+// to its playlist.
+func (rec *recording) storeSegmentsManifest(ctx context.Context) {
+	if rec.segments == nil || rec.file != nil || len(rec.info.SegmentResults) == 0 {
+		return
+	}
+	sr := rec.info.SegmentResults[0]
+	rec.writeManifest(ctx, rec.segDest.primary, path.Dir(sr.PlaylistName), sr.StartedAt, sr.EndedAt, []*livekit.FileInfo{})
+}
+
+// writeManifest stores the manifest as <dir>/<egress_id>.json with st (nil: local disk).
+func (rec *recording) writeManifest(ctx context.Context, st upload.Store, dir string, started, ended int64, files []*livekit.FileInfo) {
 	b, _ := json.MarshalIndent(manifest{EgressID: rec.info.EgressId, RoomID: rec.info.RoomId, RoomName: rec.info.RoomName,
-		StartedAt: fi.StartedAt, EndedAt: fi.EndedAt, Files: []*livekit.FileInfo{fi}}, "", "  ")
-	key := path.Join(path.Dir(rec.storeKey), rec.info.EgressId+".json")
+		StartedAt: started, EndedAt: ended, Files: files, Playlists: rec.info.SegmentResults}, "", "  ")
+	key := path.Join(dir, rec.info.EgressId+".json")
 	if st == nil {
 		p := filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(key))
 		if err := os.WriteFile(p, b, 0o644); err != nil {

@@ -1,24 +1,40 @@
 package egress
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 
+	"github.com/mediaworker/mediaworker/pkg/container"
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
 )
 
 // outputsSupported says what participant, track composite and room composite egress can write
-// today: at most one file, and stream outputs.
+// today: at most one file, one HLS output, and stream outputs.
 func outputsSupported(req encodedRequest, audioOnly bool) error {
-	if len(req.GetSegmentOutputs())+len(req.GetImageOutputs()) > 0 {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "segment and image outputs are %v; file and stream outputs work", ErrUnimplemented)
+	if len(req.GetImageOutputs()) > 0 {
+		return psrpc.NewErrorf(psrpc.Unimplemented, "image outputs are %v; file, stream and segment outputs work", ErrUnimplemented)
 	}
-	if s, ok := req.(singleOutputs); ok && s.GetSegments() != nil {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "segment outputs are %v; file and stream outputs work", ErrUnimplemented)
+	segs := segmentOutputs(req)
+	if len(segs) > 1 {
+		return psrpc.NewErrorf(psrpc.InvalidArgument, "segment_outputs: at most one segment output per egress")
+	}
+	if len(segs) == 1 {
+		if segs[0].GetAliOSS() != nil {
+			return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+		}
+		if _, err := segmentNamesFor(segs[0], FileVars{}); err != nil {
+			return psrpc.NewErrorf(psrpc.InvalidArgument, "segment_outputs: %v", err)
+		}
 	}
 	files := encodedFiles(req)
 	if len(files) == 0 {
@@ -34,21 +50,137 @@ func outputsSupported(req encodedRequest, audioOnly bool) error {
 	return nil
 }
 
-// startStreams starts the request's stream destinations; the returned taps feed them (nil when the
-// request has none).
-func (rec *recording) startStreams(req encodedRequest, video, audio bool, audioRate, audioKbps int) *pipeline.Taps {
-	outs := streamOutputs(req)
-	if len(outs) == 0 {
-		return nil
+// segmentOutputs is the request's segment outputs, the deprecated single `segments` included.
+func segmentOutputs(req encodedRequest) []*livekit.SegmentedFileOutput {
+	out := req.GetSegmentOutputs()
+	if s, ok := req.(singleOutputs); ok && s.GetSegments() != nil {
+		out = append(append([]*livekit.SegmentedFileOutput{}, out...), s.GetSegments())
 	}
-	rec.streams = newStreams(rec.log, video, audio, audioRate, audioKbps)
-	for _, o := range outs {
-		for _, u := range o.GetUrls() {
-			rec.streams.add(u)
+	return out
+}
+
+// encodedOutputs are what a transcoding egress writes outside its pipeline, from the encoder taps.
+type encodedOutputs struct {
+	video, audio bool
+	audioRate    int
+	audioKbps    int
+	framerate    int
+}
+
+// startTapped starts the request's stream destinations and HLS output. It returns the taps that
+// feed them (nil when there are none) and, with an HLS output, the keyframe interval (frames) that
+// puts keyframes on segment boundaries.
+func (rec *recording) startTapped(ctx context.Context, req encodedRequest, o encodedOutputs, vars FileVars) (*pipeline.Taps, int, error) {
+	keyint := 0
+	if segs := segmentOutputs(req); len(segs) == 1 {
+		seg, err := rec.startSegments(ctx, segs[0], o, vars)
+		if err != nil {
+			return nil, 0, err
+		}
+		rec.segments = seg
+		keyint = segmentKeyint(seg.segmentDuration(), o.framerate)
+	}
+	if outs := streamOutputs(req); len(outs) > 0 {
+		rec.streams = newStreams(rec.log, o.video, o.audio, o.audioRate, o.audioKbps)
+		for _, out := range outs {
+			for _, u := range out.GetUrls() {
+				rec.streams.add(u)
+			}
+		}
+		rec.info.StreamResults = rec.streams.results()
+	}
+	if rec.streams == nil && rec.segments == nil {
+		return nil, keyint, nil
+	}
+	push := func(smp encodedSample) {
+		if rec.streams != nil {
+			rec.streams.push(smp)
+		}
+		if rec.segments != nil {
+			rec.segments.push(smp)
 		}
 	}
-	rec.info.StreamResults = rec.streams.results()
-	return rec.streams.taps()
+	return &pipeline.Taps{
+		Video: func(au []byte, pts time.Duration) {
+			push(encodedSample{video: true, key: container.H264Keyframe(au), data: au, pts: pts})
+		},
+		Audio: func(frame []byte, pts time.Duration) { push(encodedSample{data: frame, pts: pts}) },
+	}, keyint, nil
+}
+
+// segmentKeyint is the keyframe interval (frames) dividing segments of d evenly, at most 2 s.
+func segmentKeyint(d time.Duration, fps int) int {
+	n := int(math.Ceil(d.Seconds() / 2))
+	return max(1, int(math.Round(d.Seconds()*float64(fps)/float64(n))))
+}
+
+// startSegments resolves the HLS output's storage and starts it.
+func (rec *recording) startSegments(ctx context.Context, sg *livekit.SegmentedFileOutput, o encodedOutputs, vars FileVars) (*segmentOutput, error) {
+	dest, err := resolveStorage(ctx, rec.env.Conf, segmentStorage(sg))
+	if err != nil {
+		return nil, psrpc.NewError(psrpc.InvalidArgument, err)
+	}
+	warning, err := dest.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if warning != nil {
+		rec.log.Warn("segment storage not usable now; recording anyway, each upload is retried (then the backup storage, if any)", "error", warning)
+	}
+	names, err := segmentNamesFor(sg, vars)
+	if err != nil {
+		return nil, psrpc.NewError(psrpc.InvalidArgument, err)
+	}
+	dir := filepath.Join(rec.env.Conf.TmpDir, rec.info.EgressId, "segments")
+	if dest.primary == nil {
+		dir = filepath.Join(rec.env.Conf.LocalOutputDir, filepath.FromSlash(names.dir))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the segment directory (check local_output_dir / tmp_dir permissions): %w", err)
+	}
+	seg, err := newSegmentOutput(segmentParams{Out: sg, Vars: vars, WorkDir: dir, Dest: dest, Video: o.video, Audio: o.audio,
+		AudioRate: o.audioRate, Start: time.Now(), Log: rec.log})
+	if err != nil {
+		return nil, err
+	}
+	rec.segDest = dest
+	rec.log.Info("writing HLS", "playlist", names.key(names.playlist), "segment_seconds", seg.segmentDuration().Seconds(), "dir", dir)
+	return seg, nil
+}
+
+// segmentStorage is an HLS output's storage in the shape resolveStorage takes.
+func segmentStorage(sg *livekit.SegmentedFileOutput) *livekit.DirectFileOutput {
+	d := &livekit.DirectFileOutput{}
+	switch o := sg.Output.(type) {
+	case *livekit.SegmentedFileOutput_S3:
+		d.Output = &livekit.DirectFileOutput_S3{S3: o.S3}
+	case *livekit.SegmentedFileOutput_Gcp:
+		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: o.Gcp}
+	case *livekit.SegmentedFileOutput_Azure:
+		d.Output = &livekit.DirectFileOutput_Azure{Azure: o.Azure}
+	}
+	return d
+}
+
+// closeSegments finishes the HLS output after the pipeline has drained: last segment, final
+// playlists, every upload.
+func (rec *recording) closeSegments(ctx context.Context) error {
+	if rec.segments == nil {
+		return nil
+	}
+	info, err := rec.segments.close(ctx)
+	if info != nil {
+		rec.info.SegmentResults = []*livekit.SegmentsInfo{info}
+		if rec.file == nil {
+			rec.info.Result = &livekit.EgressInfo_Segments{Segments: info}
+		}
+		rec.log.Info("HLS stored", "playlist", info.PlaylistLocation, "segments", info.SegmentCount, "bytes", info.Size,
+			"duration", time.Duration(info.Duration).String())
+	}
+	if rec.segments.usedBackup() {
+		rec.info.SetBackupUsed()
+	}
+	return err
 }
 
 // streamsChanged fires when a destination's status changes; nil (never) without streams.
@@ -66,7 +198,7 @@ func (rec *recording) onStreamsChanged() (string, error) {
 	if rec.frames > 0 {
 		rec.env.Status(rec.info)
 	}
-	if rec.streams.live() > 0 || rec.file != nil {
+	if rec.streams.live() > 0 || rec.recordsMore() {
 		return "", nil
 	}
 	var msgs []string
@@ -94,19 +226,23 @@ func (rec *recording) updateStream(u *livekit.UpdateStreamRequest) string {
 	if rec.frames > 0 {
 		rec.env.Status(rec.info)
 	}
-	if rec.streams.live() == 0 && rec.file == nil {
+	if rec.streams.live() == 0 && !rec.recordsMore() {
 		return livekit.EndReasonStreamsStopped
 	}
 	return ""
 }
 
-// closeStreams ends the destinations after the pipeline has drained and records their results.
-func (rec *recording) closeStreams() {
-	if rec.streams == nil {
-		return
+// recordsMore says whether the egress writes something besides its streams (a file, HLS).
+func (rec *recording) recordsMore() bool { return rec.file != nil || rec.segments != nil }
+
+// closeTapped ends the stream destinations and the HLS output after the pipeline has drained,
+// and records their results.
+func (rec *recording) closeTapped(ctx context.Context) error {
+	if rec.streams != nil {
+		rec.streams.close()
+		rec.info.StreamResults = rec.streams.results()
 	}
-	rec.streams.close()
-	rec.info.StreamResults = rec.streams.results()
+	return rec.closeSegments(ctx)
 }
 
 // StreamURLs is the worker's view of an egress's live stream destinations, to validate

@@ -12,7 +12,6 @@ import (
 	"github.com/livekit/protocol/utils"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/mediaworker/mediaworker/pkg/container"
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
 )
 
@@ -175,16 +174,6 @@ func (s *streams) push(smp encodedSample) {
 			default:
 			}
 		}
-	}
-}
-
-// taps are the pipeline callbacks feeding push.
-func (s *streams) taps() *pipeline.Taps {
-	return &pipeline.Taps{
-		Video: func(au []byte, pts time.Duration) {
-			s.push(encodedSample{video: true, key: container.H264Keyframe(au), data: au, pts: pts})
-		},
-		Audio: func(frame []byte, pts time.Duration) { s.push(encodedSample{data: frame, pts: pts}) },
 	}
 }
 

@@ -42,9 +42,9 @@ func TestCheckStreamURL(t *testing.T) {
 func TestRedactStreamURL(t *testing.T) {
 	tests := map[string]string{
 		"rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl": "rtmp://a.rtmp.youtube.com/live2/{abc...jkl}",
-		"srt://host:9000?streamid=secret&passphrase=pw": "srt://host:9000?{redacted}",
-		"rtmps://user:pw@host/app/k":                    "rtmps://{redacted}@host/app/{...}",
-		"mux://abcdefghij":                              "mux://{abc...hij}",
+		"srt://host:9000?streamid=secret&passphrase=pw":  "srt://host:9000?{redacted}",
+		"rtmps://user:pw@host/app/k":                     "rtmps://{redacted}@host/app/{...}",
+		"mux://abcdefghij":                               "mux://{abc...hij}",
 	}
 	for in, want := range tests {
 		if got := redactStreamURL(in); got != want {

@@ -96,7 +96,9 @@ type recording struct {
 	log  *slog.Logger
 
 	track    *source.Track
-	streams  *streams // stream outputs, nil without
+	streams  *streams       // stream outputs, nil without
+	segments *segmentOutput // HLS output, nil without
+	segDest  *destination   // where the HLS output goes
 	dest     *destination
 	workPath string // where the file is written
 	storeKey string // its name in storage (the expanded filepath)

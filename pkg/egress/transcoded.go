@@ -87,29 +87,28 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		return err
 	}
 	defer sub.Close()
-	tr, err := rec.openTranscoder(sel, media, enc)
+	tr, err := rec.openTranscoder(ctx, sel, media, enc)
 	if err != nil {
 		return err
 	}
 	defer rec.dropJournal()
 	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media)
 	closeErr := tr.Close()
-	rec.closeStreams()
 	if loopErr == nil {
 		loopErr = closeErr
 	}
-	return rec.finish(ctx, reason, loopErr)
+	return rec.finish(ctx, reason, errors.Join(loopErr, rec.closeTapped(ctx)))
 }
 
-func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
+func (rec *recording) openTranscoder(ctx context.Context, sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
 	if sel.audioOnly {
 		media.VideoMime = ""
 	}
 	container := ""
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: sel.identity, Time: time.Now()}
 	if files := encodedFiles(sel.req); len(files) > 0 {
 		var ext string
 		container, ext = containerOf(resolvedFileType(files[0], sel.audioOnly))
-		vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, PublisherIdentity: sel.identity, Time: time.Now()}
 		rec.storeKey = OutputPath(rec.file.GetFilepath(), vars, sel.defaultName, ext)
 		if err := rec.placeOutput(); err != nil {
 			return nil, err
@@ -119,12 +118,20 @@ func (rec *recording) openTranscoder(sel selection, media source.Media, enc *Enc
 	if err != nil {
 		return nil, err
 	}
-	plan.Taps = rec.startStreams(sel.req, plan.VideoIn != "", plan.AudioIn, plan.AudioRate, plan.AudioKbps)
-	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "video", plan.VideoIn, "audio", plan.AudioIn,
+	taps, keyint, err := rec.startTapped(ctx, sel.req, encodedOutputs{video: plan.VideoIn != "", audio: plan.AudioIn,
+		audioRate: plan.AudioRate, audioKbps: plan.AudioKbps, framerate: plan.Framerate}, vars)
+	if err != nil {
+		return nil, err
+	}
+	plan.Taps = taps
+	if keyint > 0 {
+		plan.KeyframeEvery, plan.FixedGOP = keyint, true
+	}
+	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
 	tr, err := pipeline.NewTranscoder(plan)
 	if err != nil {
-		rec.closeStreams()
+		rec.closeTapped(ctx)
 	}
 	return tr, err
 }
@@ -254,6 +261,7 @@ func (rec *recording) finish(ctx context.Context, reason string, recErr error) e
 	}
 	var err error
 	fi := &livekit.FileInfo{}
+	rec.storeSegmentsManifest(ctx)
 	if rec.file != nil {
 		fi, err = rec.store(ctx)
 		if fi != nil {

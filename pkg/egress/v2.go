@@ -4,6 +4,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // fromV2 maps the unified StartEgress request (TemplateSource, MediaSource, WebSource; outputs
@@ -37,7 +38,20 @@ func fromV2(egressID, roomID string, q *livekit.StartEgressRequest) (*rpc.StartE
 		case *livekit.Output_Stream:
 			streams = append(streams, c.Stream)
 		case *livekit.Output_Segments:
-			segments = append(segments, c.Segments)
+			sg := proto.Clone(c.Segments).(*livekit.SegmentedFileOutput)
+			if sg.Output == nil {
+				switch p := st.GetProvider().(type) {
+				case *livekit.StorageConfig_S3:
+					sg.Output = &livekit.SegmentedFileOutput_S3{S3: p.S3}
+				case *livekit.StorageConfig_Gcp:
+					sg.Output = &livekit.SegmentedFileOutput_Gcp{Gcp: p.Gcp}
+				case *livekit.StorageConfig_Azure:
+					sg.Output = &livekit.SegmentedFileOutput_Azure{Azure: p.Azure}
+				case *livekit.StorageConfig_AliOSS:
+					sg.Output = &livekit.SegmentedFileOutput_AliOSS{AliOSS: p.AliOSS}
+				}
+			}
+			segments = append(segments, sg)
 		case *livekit.Output_Images:
 			images = append(images, c.Images)
 		}

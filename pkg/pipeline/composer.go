@@ -17,6 +17,7 @@ type ComposePlan struct {
 	VideoKbps                int
 	Profile                  string
 	KeyframeEvery            int
+	FixedGOP                 bool   // keyframes exactly every KeyframeEvery frames (HLS segment boundaries)
 	Background               uint32 // 0xAARRGGBB
 	AudioCodec               string // "aac", "opus" or "mp3"
 	AudioKbps, AudioRate     int
@@ -68,16 +69,11 @@ type input struct {
 func NewComposer(plan ComposePlan) (*Composer, error) {
 	var b stringsBuilder
 	if !plan.AudioOnly {
-		keyint := plan.KeyframeEvery
-		if keyint <= 0 {
-			keyint = 2 * plan.Framerate
-		}
 		b.f(`videotestsrc is-live=true pattern=solid-color foreground-color=%d
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! compositor name=comp background=black latency=100000000
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue
-			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
-			! video/x-h264,profile=%s ! h264parse ! tee name=vtee `,
-			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate, plan.VideoKbps, keyint, plan.Profile)
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue ! %s `,
+			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate,
+			videoEncoder(plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile))
 	}
 	if !plan.VideoOnly {
 		b.f(`audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved

@@ -391,7 +391,9 @@ func (in *Ingest) addBin(pad *gst.Pad, desc string) (*gst.Bin, error) {
 }
 
 // onSample calls fn with every buffer reaching the appsink el, with its buffer timestamp.
-func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) { sampleCallbacks(el, false, fn) }
+func onSample(el *gst.Element, fn func(data []byte, pts, dur time.Duration)) {
+	sampleCallbacks(el, false, fn)
+}
 
 // onSampleRunning is onSample with the timestamp as running time: what the pipeline clock says
 // for the buffer, whatever offset its segment carries (x264enc's output starts 1000 hours in).

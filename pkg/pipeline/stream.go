@@ -94,7 +94,9 @@ func AudioSpecificConfig(rate, channels int) string {
 }
 
 // PushVideo sends one access unit; pts counts from the destination's first keyframe.
-func (s *StreamSender) PushVideo(au []byte, pts time.Duration) error { return s.g.push("vsrc", au, pts) }
+func (s *StreamSender) PushVideo(au []byte, pts time.Duration) error {
+	return s.g.push("vsrc", au, pts)
+}
 
 // PushAudio sends one raw AAC frame.
 func (s *StreamSender) PushAudio(frame []byte, pts time.Duration) error {

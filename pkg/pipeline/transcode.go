@@ -16,6 +16,7 @@ type TranscodePlan struct {
 	VideoKbps                int
 	Profile                  string // "baseline", "main" or "high"
 	KeyframeEvery            int    // frames between keyframes; 0 = 2 s
+	FixedGOP                 bool   // keyframes exactly every KeyframeEvery frames, none at scene cuts (HLS cuts there)
 	AudioCodec               string // "aac", "opus" or "mp3"
 	AudioKbps, AudioRate     int
 
@@ -72,10 +73,6 @@ func (p TranscodePlan) describe() (string, error) {
 	if p.VideoIn == "" && !p.AudioIn {
 		return "", fmt.Errorf("%w: nothing to record", ErrPipeline)
 	}
-	keyint := p.KeyframeEvery
-	if keyint <= 0 {
-		keyint = 2 * p.Framerate
-	}
 	if p.VideoIn != "" {
 		caps, dec, err := videoDecoder(p.VideoIn)
 		if err != nil {
@@ -83,10 +80,8 @@ func (p TranscodePlan) describe() (string, error) {
 		}
 		b.f(`appsrc name=vsrc format=time is-live=true do-timestamp=false caps="%s" ! queue max-size-time=2000000000
 			! %s ! videoconvert ! videoscale add-borders=true ! videorate
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1
-			! x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=sync-lookahead=0
-			! video/x-h264,profile=%s ! h264parse ! tee name=vtee `,
-			caps, dec, p.Width, p.Height, p.Framerate, p.VideoKbps, keyint, p.Profile)
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1 ! %s `,
+			caps, dec, p.Width, p.Height, p.Framerate, videoEncoder(p.VideoKbps, p.Framerate, p.KeyframeEvery, p.FixedGOP, p.Profile))
 	}
 	if p.AudioIn {
 		b.f(`appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
@@ -111,6 +106,21 @@ func videoDecoder(codec string) (caps, chain string, err error) {
 		return "video/x-vp9", "vp9dec", nil
 	}
 	return "", "", fmt.Errorf("%w: cannot decode %q", ErrPipeline, codec)
+}
+
+// videoEncoder is the H.264 encoder chain ending in the tee "vtee". Memory is bounded on purpose
+// (see Transcoder). With fixedGOP, scene cuts add no keyframes, so keyframes fall exactly every
+// keyint frames (segment boundaries).
+func videoEncoder(kbps, framerate, keyint int, fixedGOP bool, profile string) string {
+	if keyint <= 0 {
+		keyint = 2 * framerate
+	}
+	opts := "sync-lookahead=0"
+	if fixedGOP {
+		opts += ":scenecut=0"
+	}
+	return fmt.Sprintf(`x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=%s
+		! video/x-h264,profile=%s ! h264parse ! tee name=vtee`, kbps, keyint, opts, profile)
 }
 
 // audioEncoder is the encoder chain for "aac" (default), "opus" or "mp3" at kbps.

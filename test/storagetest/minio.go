@@ -119,3 +119,17 @@ func (s *Server) Get(t testing.TB, bucket, key, dir string) string {
 	}
 	return p
 }
+
+// Keys lists the objects under prefix in bucket, in key order.
+func (s *Server) Keys(t testing.TB, bucket, prefix string) []string {
+	t.Helper()
+	out, err := s.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Fatalf("list s3://%s/%s: %v", bucket, prefix, err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
+}
