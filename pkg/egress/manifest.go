@@ -15,11 +15,11 @@ import (
 // manifest lists what an egress produced; it is stored as <egress_id>.json next to the outputs
 // (unless the output sets disable_manifest) and reported as manifest_location.
 type manifest struct {
-	EgressID  string              `json:"egress_id"`
-	RoomID    string              `json:"room_id"`
-	RoomName  string              `json:"room_name"`
-	StartedAt int64               `json:"started_at"`
-	EndedAt   int64               `json:"ended_at"`
+	EgressID  string                  `json:"egress_id"`
+	RoomID    string                  `json:"room_id"`
+	RoomName  string                  `json:"room_name"`
+	StartedAt int64                   `json:"started_at"`
+	EndedAt   int64                   `json:"ended_at"`
 	Files     []*livekit.FileInfo     `json:"files"`
 	Playlists []*livekit.SegmentsInfo `json:"playlists,omitempty"`
 }
