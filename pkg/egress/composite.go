@@ -74,6 +74,15 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	if keyint > 0 {
 		plan.KeyframeEvery, plan.FixedGOP = keyint, true
 	}
+	if !plan.AudioOnly {
+		if plan.Images, err = rec.startImages(ctx, q, plan.Width, plan.Height, vars); err != nil {
+			rec.closeTapped(ctx)
+			return err
+		}
+	}
+	if imagesOnly(q) {
+		plan.VideoOnly = true // stills only: the audio goes nowhere
+	}
 	comp, err := pipeline.NewComposer(plan)
 	if err != nil {
 		rec.closeTapped(ctx)
@@ -89,7 +98,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		return err
 	}
 	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
-		Audio: !q.GetVideoOnly(), Video: !q.GetAudioOnly(),
+		Audio: !plan.VideoOnly, Video: !q.GetAudioOnly(),
 		OnTrack: func(id, kind, mime string, agent bool) bool {
 			if kind == "audio" {
 				return comp.AddAudio(id, mix.pan(agent)) == nil

@@ -21,8 +21,13 @@ import (
 // outputsSupported says what participant, track composite and room composite egress can write
 // today: at most one file, one HLS output, and stream outputs.
 func outputsSupported(req encodedRequest, audioOnly bool) error {
-	if len(req.GetImageOutputs()) > 0 {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "image outputs are %v; file, stream and segment outputs work", ErrUnimplemented)
+	for _, im := range req.GetImageOutputs() {
+		if im.GetAliOSS() != nil {
+			return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+		}
+		if audioOnly {
+			return psrpc.NewErrorf(psrpc.InvalidArgument, "image_outputs need video: the request is audio only")
+		}
 	}
 	segs := segmentOutputs(req)
 	if len(segs) > 1 {
@@ -48,6 +53,11 @@ func outputsSupported(req encodedRequest, audioOnly bool) error {
 		return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
 	}
 	return nil
+}
+
+// imagesOnly says whether a request asks for stills and nothing else (its audio is not needed).
+func imagesOnly(req encodedRequest) bool {
+	return len(req.GetImageOutputs()) > 0 && len(encodedFiles(req))+len(streamOutputs(req))+len(segmentOutputs(req)) == 0
 }
 
 // segmentOutputs is the request's segment outputs, the deprecated single `segments` included.
@@ -232,8 +242,8 @@ func (rec *recording) updateStream(u *livekit.UpdateStreamRequest) string {
 	return ""
 }
 
-// recordsMore says whether the egress writes something besides its streams (a file, HLS).
-func (rec *recording) recordsMore() bool { return rec.file != nil || rec.segments != nil }
+// recordsMore says whether the egress writes something besides its streams (a file, HLS, images).
+func (rec *recording) recordsMore() bool { return rec.file != nil || rec.segments != nil || len(rec.images) > 0 }
 
 // closeTapped ends the stream destinations and the HLS output after the pipeline has drained,
 // and records their results.
@@ -242,7 +252,7 @@ func (rec *recording) closeTapped(ctx context.Context) error {
 		rec.streams.close()
 		rec.info.StreamResults = rec.streams.results()
 	}
-	return rec.closeSegments(ctx)
+	return errors.Join(rec.closeSegments(ctx), rec.closeImages(ctx))
 }
 
 // StreamURLs is the worker's view of an egress's live stream destinations, to validate

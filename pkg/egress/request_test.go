@@ -83,10 +83,14 @@ func TestInspectParticipant(t *testing.T) {
 	if _, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}}})); err != nil {
 		t.Fatalf("stream output only: %v", err)
 	}
-	_, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", ImageOutputs: []*livekit.ImageOutput{{CaptureInterval: 5}}}))
+	if _, err := Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", ImageOutputs: []*livekit.ImageOutput{{CaptureInterval: 5}}})); err != nil {
+		t.Fatalf("image output only: %v", err)
+	}
+	_, err := Inspect(&rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_TrackComposite{TrackComposite: &livekit.TrackCompositeEgressRequest{
+		RoomName: "r", AudioTrackId: "TR_a", ImageOutputs: []*livekit.ImageOutput{{CaptureInterval: 5}}}}})
 	var pe psrpc.Error
-	if !errors.As(err, &pe) || pe.Code() != psrpc.Unimplemented {
-		t.Fatalf("image output: %v", err)
+	if !errors.As(err, &pe) || pe.Code() != psrpc.InvalidArgument {
+		t.Fatalf("images of an audio-only track composite: %v", err)
 	}
 	_, err = Inspect(req(&livekit.ParticipantEgressRequest{RoomName: "r", Identity: "a", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://x/app/k"}}},
 		Options: &livekit.ParticipantEgressRequest_Advanced{Advanced: &livekit.EncodingOptions{AudioCodec: livekit.AudioCodec_OPUS}}}))

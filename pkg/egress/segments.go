@@ -552,24 +552,11 @@ func (o *segmentOutput) storePlaylist(pl playlistSnapshot, final bool) {
 
 // store uploads a file to the primary storage, else to the backup, and returns its location.
 func (o *segmentOutput) store(local, key, contentType string) (string, error) {
-	ctx := o.upCtx
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("upload %s: %w", key, err)
+	loc, backup, err := o.dest.store(o.upCtx, o.log, local, key, contentType)
+	if backup {
+		o.mu.Lock()
+		o.backupOn = true
+		o.mu.Unlock()
 	}
-	loc, _, err := o.dest.primary.Upload(ctx, local, key, contentType)
-	if err == nil {
-		return loc, nil
-	}
-	if o.dest.backup == nil || ctx.Err() != nil {
-		return "", fmt.Errorf("upload %s: %w", key, err)
-	}
-	o.log.Warn("upload failed; trying the backup storage", "key", key, "error", err)
-	loc, _, berr := o.dest.backup.Upload(ctx, local, key, contentType)
-	if berr != nil {
-		return "", fmt.Errorf("upload %s: %w (backup storage: %w)", key, err, berr)
-	}
-	o.mu.Lock()
-	o.backupOn = true
-	o.mu.Unlock()
-	return loc, nil
+	return loc, err
 }

@@ -3,6 +3,8 @@ package egress
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/psrpc"
@@ -71,4 +73,26 @@ func (d *destination) check(ctx context.Context) (warning error, err error) {
 		return nil, psrpc.NewError(psrpc.InvalidArgument, cerr)
 	}
 	return cerr, nil
+}
+
+// store uploads one file to the primary storage, else to the backup (backup reports that it was
+// used), and returns its location. Each file of a multi-file output is tried on the primary
+// first, as the official egress does.
+func (d *destination) store(ctx context.Context, log *slog.Logger, local, key, contentType string) (loc string, backup bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, fmt.Errorf("upload %s: %w", key, err)
+	}
+	loc, _, err = d.primary.Upload(ctx, local, key, contentType)
+	if err == nil {
+		return loc, false, nil
+	}
+	if d.backup == nil || ctx.Err() != nil {
+		return "", false, fmt.Errorf("upload %s: %w", key, err)
+	}
+	log.Warn("upload failed; trying the backup storage", "key", key, "error", err)
+	loc, _, berr := d.backup.Upload(ctx, local, key, contentType)
+	if berr != nil {
+		return "", false, fmt.Errorf("upload %s: %w (backup storage: %w)", key, err, berr)
+	}
+	return loc, true, nil
 }

@@ -99,6 +99,7 @@ type recording struct {
 	streams  *streams       // stream outputs, nil without
 	segments *segmentOutput // HLS output, nil without
 	segDest  *destination   // where the HLS output goes
+	images   []*imageOutput
 	dest     *destination
 	workPath string // where the file is written
 	storeKey string // its name in storage (the expanded filepath)

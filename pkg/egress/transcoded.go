@@ -87,6 +87,9 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		return err
 	}
 	defer sub.Close()
+	if imagesOnly(sel.req) {
+		media.Audio = false // stills only: the audio goes nowhere
+	}
 	tr, err := rec.openTranscoder(ctx, sel, media, enc)
 	if err != nil {
 		return err
@@ -127,6 +130,13 @@ func (rec *recording) openTranscoder(ctx context.Context, sel selection, media s
 	if keyint > 0 {
 		plan.KeyframeEvery, plan.FixedGOP = keyint, true
 	}
+	if plan.VideoIn != "" {
+		if plan.Images, err = rec.startImages(ctx, sel.req, plan.Width, plan.Height, vars); err != nil {
+			rec.closeTapped(ctx)
+			return nil, err
+		}
+	}
+
 	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "video", plan.VideoIn, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
 	tr, err := pipeline.NewTranscoder(plan)

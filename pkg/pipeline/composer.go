@@ -25,6 +25,7 @@ type ComposePlan struct {
 	Container                string // "mp4" (fragmented), "ogg" or "mp3"
 	Output                   string // file path; "" for no file (taps only)
 	Taps                     *Taps  // encoded streams for outputs outside the pipeline; AAC audio only
+	Images                   []ImagePlan
 	Layout                   string // LayoutGrid (default), LayoutSpeaker or LayoutSingleSpeaker
 }
 
@@ -73,7 +74,7 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! compositor name=comp background=black latency=100000000
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue ! %s `,
 			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate,
-			videoEncoder(plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile))
+			videoEncoder(plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile, len(plan.Images) > 0, plan.Output != "" || plan.Taps != nil))
 	}
 	if !plan.VideoOnly {
 		b.f(`audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved
@@ -83,7 +84,10 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	if err := encodedTail(&b, !plan.AudioOnly, !plan.VideoOnly, plan.Container, plan.Output, plan.Taps); err != nil {
 		return nil, err
 	}
-	g, err := start(b.String(), nil, plan.Taps.sinks(!plan.AudioOnly, !plan.VideoOnly))
+	if !plan.AudioOnly {
+		imagesTail(&b, plan.Images)
+	}
+	g, err := start(b.String(), nil, imageSinks(plan.Images, plan.Taps.sinks(!plan.AudioOnly, !plan.VideoOnly)))
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,39 @@ type Taps struct {
 	Audio func(frame []byte, pts time.Duration)
 }
 
+// ImagePlan captures a still of the video every Every, scaled to Width x Height, as JPEG.
+type ImagePlan struct {
+	Every         time.Duration
+	Width, Height int
+	// OnImage gets each JPEG (on a GStreamer thread; it must not block for long).
+	OnImage func(jpeg []byte, pts time.Duration)
+}
+
+// rawTee names the tee of the raw video before the encoder, which image captures branch from.
+const rawTee = "rawtee"
+
+// imagesTail writes the image branches: each keeps one frame per interval (videorate drops the
+// rest before anything is scaled or encoded), scales it and encodes it as JPEG into an appsink.
+func imagesTail(b *stringsBuilder, images []ImagePlan) {
+	for i, im := range images {
+		b.f(`%s. ! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! videorate drop-only=true
+			! video/x-raw,framerate=1/%d ! videoscale add-borders=true ! video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1
+			! jpegenc quality=85 ! appsink name=img%d sync=false `, rawTee, max(1, int(im.Every.Seconds())), im.Width, im.Height, i)
+	}
+}
+
+// imageSinks maps the image appsinks to their callbacks.
+func imageSinks(images []ImagePlan, m map[string]func([]byte, time.Duration, time.Duration)) map[string]func([]byte, time.Duration, time.Duration) {
+	if len(images) > 0 && m == nil {
+		m = map[string]func([]byte, time.Duration, time.Duration){}
+	}
+	for i, im := range images {
+		on := im.OnImage
+		m[fmt.Sprintf("img%d", i)] = func(b []byte, pts, _ time.Duration) { on(b, pts) }
+	}
+	return m
+}
+
 // Names of the tap appsinks.
 const (
 	videoTap = "vtap"

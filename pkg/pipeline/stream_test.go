@@ -152,3 +152,40 @@ func TestSilentAAC(t *testing.T) {
 		}
 	}
 }
+
+// TestImages captures a still every second from a composite that records nothing else, and one
+// every 2 s at another size next to an MP4.
+func TestImages(t *testing.T) {
+	for _, file := range []bool{false, true} {
+		var mu sync.Mutex
+		got := map[int][]time.Duration{}
+		plan := ComposePlan{Width: 320, Height: 240, Framerate: 30, VideoKbps: 500, Profile: "main", Background: 0xFF2040C0,
+			AudioCodec: "aac", AudioKbps: 64, AudioRate: 48000, VideoOnly: true}
+		for i, every := range []time.Duration{time.Second, 2 * time.Second} {
+			plan.Images = append(plan.Images, ImagePlan{Every: every, Width: 160 * (i + 1), Height: 120 * (i + 1), OnImage: func(jpeg []byte, pts time.Duration) {
+				if len(jpeg) < 100 || jpeg[0] != 0xFF || jpeg[1] != 0xD8 {
+					t.Errorf("not a JPEG: % x", jpeg[:min(4, len(jpeg))])
+				}
+				mu.Lock()
+				got[i] = append(got[i], pts)
+				mu.Unlock()
+			}})
+		}
+		if file {
+			plan.Output = filepath.Join(t.TempDir(), "f.mp4")
+		}
+		c, err := NewComposer(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4500 * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if n0, n1 := len(got[0]), len(got[1]); n0 < 4 || n0 > 6 || n1 < 2 || n1 > 3 {
+			t.Fatalf("file %v: %d stills every 1 s, %d every 2 s in 4.5 s: %v", file, n0, n1, got)
+		}
+		mu.Unlock()
+	}
+}

@@ -23,6 +23,7 @@ type TranscodePlan struct {
 	Container string // "mp4" (default; fragmented every second, so a crash leaves a playable file), "ogg" or "mp3"
 	Output    string // file path; "" for no file (taps only)
 	Taps      *Taps  // encoded streams for outputs outside the pipeline; AAC audio only
+	Images    []ImagePlan
 }
 
 // Transcoder decodes room media and encodes it into one file.
@@ -52,7 +53,7 @@ func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
 	if plan.AudioIn {
 		srcs = append(srcs, "asrc")
 	}
-	g, err := start(desc, srcs, plan.Taps.sinks(plan.VideoIn != "", plan.AudioIn))
+	g, err := start(desc, srcs, imageSinks(plan.Images, plan.Taps.sinks(plan.VideoIn != "", plan.AudioIn)))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,8 @@ func (p TranscodePlan) describe() (string, error) {
 		b.f(`appsrc name=vsrc format=time is-live=true do-timestamp=false caps="%s" ! queue max-size-time=2000000000
 			! %s ! videoconvert ! videoscale add-borders=true ! videorate
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,pixel-aspect-ratio=1/1 ! %s `,
-			caps, dec, p.Width, p.Height, p.Framerate, videoEncoder(p.VideoKbps, p.Framerate, p.KeyframeEvery, p.FixedGOP, p.Profile))
+			caps, dec, p.Width, p.Height, p.Framerate,
+			videoEncoder(p.VideoKbps, p.Framerate, p.KeyframeEvery, p.FixedGOP, p.Profile, len(p.Images) > 0, p.Output != "" || p.Taps != nil))
 	}
 	if p.AudioIn {
 		b.f(`appsrc name=asrc format=time is-live=true do-timestamp=false caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
@@ -90,6 +92,9 @@ func (p TranscodePlan) describe() (string, error) {
 	}
 	if err := encodedTail(&b, p.VideoIn != "", p.AudioIn, p.Container, p.Output, p.Taps); err != nil {
 		return "", err
+	}
+	if p.VideoIn != "" {
+		imagesTail(&b, p.Images)
 	}
 	return b.String(), nil
 }
@@ -110,8 +115,9 @@ func videoDecoder(codec string) (caps, chain string, err error) {
 
 // videoEncoder is the H.264 encoder chain ending in the tee "vtee". Memory is bounded on purpose
 // (see Transcoder). With fixedGOP, scene cuts add no keyframes, so keyframes fall exactly every
-// keyint frames (segment boundaries).
-func videoEncoder(kbps, framerate, keyint int, fixedGOP bool, profile string) string {
+// keyint frames (segment boundaries). With images, the raw video is teed first ("rawtee"); with
+// images and nothing encoded, the chain is that tee alone.
+func videoEncoder(kbps, framerate, keyint int, fixedGOP bool, profile string, images, encode bool) string {
 	if keyint <= 0 {
 		keyint = 2 * framerate
 	}
@@ -119,8 +125,15 @@ func videoEncoder(kbps, framerate, keyint int, fixedGOP bool, profile string) st
 	if fixedGOP {
 		opts += ":scenecut=0"
 	}
-	return fmt.Sprintf(`x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=%s
+	enc := fmt.Sprintf(`x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=2 rc-lookahead=5 option-string=%s
 		! video/x-h264,profile=%s ! h264parse ! tee name=vtee`, kbps, keyint, opts, profile)
+	switch {
+	case images && !encode:
+		return "tee name=" + rawTee
+	case images:
+		return "tee name=" + rawTee + " ! queue ! " + enc
+	}
+	return enc
 }
 
 // audioEncoder is the encoder chain for "aac" (default), "opus" or "mp3" at kbps.
