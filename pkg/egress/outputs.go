@@ -243,7 +243,9 @@ func (rec *recording) updateStream(u *livekit.UpdateStreamRequest) string {
 }
 
 // recordsMore says whether the egress writes something besides its streams (a file, HLS, images).
-func (rec *recording) recordsMore() bool { return rec.file != nil || rec.segments != nil || len(rec.images) > 0 }
+func (rec *recording) recordsMore() bool {
+	return rec.file != nil || rec.segments != nil || len(rec.images) > 0
+}
 
 // closeTapped ends the stream destinations and the HLS output after the pipeline has drained,
 // and records their results.
