@@ -141,6 +141,11 @@ type LimitsConfig struct {
 	FileOutputMaxDuration time.Duration `yaml:"file_output_max_duration"`
 	// FileOutputMaxSize is the largest file in bytes. Default 0 (none).
 	FileOutputMaxSize int64 `yaml:"file_output_max_size"`
+	// StreamOutputMaxDuration, SegmentOutputMaxDuration and ImageOutputMaxDuration bound egresses
+	// with stream, HLS and image outputs. Default 0 (none).
+	StreamOutputMaxDuration  time.Duration `yaml:"stream_output_max_duration"`
+	SegmentOutputMaxDuration time.Duration `yaml:"segment_output_max_duration"`
+	ImageOutputMaxDuration   time.Duration `yaml:"image_output_max_duration"`
 }
 
 // CapacityConfig is the admission model: a job is claimed only while its cost fits in what is left.
@@ -299,8 +304,9 @@ func (c *Config) Validate() error {
 	if err := c.BackupStorage.validate("backup_storage"); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Limits.FileOutputMaxDuration < 0 || c.Limits.FileOutputMaxSize < 0 {
-		bad("limits.file_output_max_duration and limits.file_output_max_size must be ≥ 0 (0 = no limit)")
+	if l := c.Limits; l.FileOutputMaxDuration < 0 || l.FileOutputMaxSize < 0 || l.StreamOutputMaxDuration < 0 ||
+		l.SegmentOutputMaxDuration < 0 || l.ImageOutputMaxDuration < 0 {
+		bad("limits: every limit must be ≥ 0 (0 = no limit)")
 	}
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)

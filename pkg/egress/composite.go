@@ -169,6 +169,7 @@ func (rec *recording) compose(ctx context.Context, room *source.Room, start time
 			}
 		case <-tick.C:
 			rec.lastPTS = time.Since(start)
+			rec.statFile()
 			if rec.overLimit() {
 				rec.limited = true
 				return livekit.EndReasonLimitReached, nil

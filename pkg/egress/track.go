@@ -110,6 +110,7 @@ type recording struct {
 	limited  bool // a configured limit ended it
 	firstPTS time.Duration
 	out      *byteCounter
+	fileSize int64 // bytes a pipeline wrote to workPath, as last seen (statFile)
 }
 
 // token is the recorder's join token: identity = egress_id, hidden, subscribe only (protocol's
@@ -254,11 +255,26 @@ func (rec *recording) record(ctx context.Context, frames <-chan source.Frame, w 
 	}
 }
 
-// overLimit tells whether the file reached limits.file_output_max_duration or _max_size.
+// overLimit tells whether an output reached its limit: limits.file_output_max_duration or
+// _max_size for a file, or the stream, segment or image output's max duration.
 func (rec *recording) overLimit() bool {
 	l := rec.env.Conf.Limits
-	return rec.file != nil && (l.FileOutputMaxDuration > 0 && rec.lastPTS >= l.FileOutputMaxDuration) ||
-		(l.FileOutputMaxSize > 0 && rec.out != nil && rec.out.n >= l.FileOutputMaxSize)
+	over := func(limit time.Duration) bool { return limit > 0 && rec.lastPTS >= limit }
+	size := rec.fileSize
+	if rec.out != nil {
+		size = rec.out.n
+	}
+	return (rec.file != nil && (over(l.FileOutputMaxDuration) || (l.FileOutputMaxSize > 0 && size >= l.FileOutputMaxSize))) ||
+		(rec.streams != nil && over(l.StreamOutputMaxDuration)) ||
+		(rec.segments != nil && over(l.SegmentOutputMaxDuration)) ||
+		(len(rec.images) > 0 && over(l.ImageOutputMaxDuration))
+}
+
+// statFile refreshes fileSize, the size of a file a pipeline writes (for file_output_max_size).
+func (rec *recording) statFile() {
+	if st, err := os.Stat(rec.workPath); err == nil && rec.workPath != "" {
+		rec.fileSize = st.Size()
+	}
 }
 
 func (rec *recording) drain(frames <-chan source.Frame, w container.Writer) {

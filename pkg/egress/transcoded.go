@@ -219,6 +219,11 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			}
 		case <-journalTick.C:
 			_ = rec.saveJournal()
+			rec.statFile()
+			if rec.overLimit() {
+				rec.limited = true
+				return livekit.EndReasonLimitReached, nil
+			}
 		case <-progress.C:
 			rec.logProgress()
 		case <-rec.streamsChanged():

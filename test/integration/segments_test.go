@@ -135,3 +135,43 @@ func playlistDurations(t *testing.T, path string) []float64 {
 }
 
 func pad5(i int) string { s := strconv.Itoa(i); return strings.Repeat("0", 5-len(s)) + s }
+
+// TestOutputLimits: an HLS output on local disk stops at limits.segment_output_max_duration and a
+// transcoded MP4 at limits.file_output_max_size, both LIMIT_REACHED with what was made kept.
+func TestOutputLimits(t *testing.T) {
+	s := stack.New(t)
+	w := s.StartWorker(t, "worker", "limits: {segment_output_max_duration: 5s, file_output_max_size: 1000000}\n")
+	s.CreateRoom(t, "lim-room")
+	s.Publish(t, "lim-room", "bo", stack.Media{Name: "cam", Codec: "h264", Seconds: 60}, stack.Media{Name: "mic", Codec: "opus", Seconds: 60})
+	hls, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "lim-room",
+		SegmentOutputs: []*livekit.SegmentedFileOutput{{FilenamePrefix: "lim/seg", SegmentDuration: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "lim-room", Identity: "bo",
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "lim/bo.mp4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, hls.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_LIMIT_REACHED || len(end.SegmentResults) != 1 {
+		t.Fatalf("HLS: %s %q %v", end.Status, end.Error, end.SegmentResults)
+	}
+	sr := end.SegmentResults[0]
+	durations := playlistDurations(t, sr.PlaylistLocation)
+	if sum := time.Duration(sr.Duration).Seconds(); sum < 4.5 || sum > 7 || sr.PlaylistLocation != filepath.Join(w.LocalDir, "lim", "seg.m3u8") {
+		t.Fatalf("HLS kept %.2f s (%v) at %s", sum, durations, sr.PlaylistLocation)
+	}
+	for i := range durations {
+		if _, err := os.Stat(filepath.Join(w.LocalDir, "lim", "seg_"+pad5(i)+".ts")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end = waitEvent(t, s, file.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_LIMIT_REACHED || len(end.FileResults) != 1 || end.FileResults[0].Size < 1000000 {
+		t.Fatalf("file: %s %q %v", end.Status, end.Error, end.FileResults)
+	}
+	if e := stack.DecodeErrors(t, end.FileResults[0].Location); e != "" {
+		t.Fatalf("limited file: %s", e)
+	}
+}
