@@ -44,6 +44,9 @@ type Config struct {
 	// AzureBlobEndpoint is the Blob service URL for Azure uploads, "{account}" standing for the
 	// account name. Default "https://{account}.blob.core.windows.net/" (change it for sovereign clouds or Azurite).
 	AzureBlobEndpoint string `yaml:"azure_blob_endpoint"`
+	// PresignURLs, when set, reports stored files and playlists as presigned download URLs valid
+	// this long (S3, Azure shared key, GCS with a service account key), at most 7 days.
+	PresignURLs time.Duration `yaml:"presign_urls"`
 	// Limits end a recording when reached: the egress ends LIMIT_REACHED with what was recorded stored.
 	Limits LimitsConfig `yaml:"limits"`
 	// Capacity sets what each job costs and how much of the machine the worker may use.
@@ -303,6 +306,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.BackupStorage.validate("backup_storage"); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PresignURLs < 0 || c.PresignURLs > 7*24*time.Hour {
+		bad("presign_urls must be from 0 (off) to 168h (S3 signatures last at most 7 days), got %s", c.PresignURLs)
 	}
 	if l := c.Limits; l.FileOutputMaxDuration < 0 || l.FileOutputMaxSize < 0 || l.StreamOutputMaxDuration < 0 ||
 		l.SegmentOutputMaxDuration < 0 || l.ImageOutputMaxDuration < 0 {

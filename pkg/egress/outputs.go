@@ -179,6 +179,12 @@ func (rec *recording) closeSegments(ctx context.Context) error {
 		return nil
 	}
 	info, err := rec.segments.close(ctx)
+	if info != nil && rec.segDest.primary != nil && !rec.segments.usedBackup() {
+		info.PlaylistLocation = presigned(ctx, rec.env.Conf, rec.log, rec.segDest.primary, info.PlaylistName, info.PlaylistLocation)
+		if info.LivePlaylistName != "" {
+			info.LivePlaylistLocation = presigned(ctx, rec.env.Conf, rec.log, rec.segDest.primary, info.LivePlaylistName, info.LivePlaylistLocation)
+		}
+	}
 	if info != nil {
 		rec.info.SegmentResults = []*livekit.SegmentsInfo{info}
 		if rec.file == nil {

@@ -96,3 +96,18 @@ func (d *destination) store(ctx context.Context, log *slog.Logger, local, key, c
 	}
 	return loc, true, nil
 }
+
+// presigned is loc, or a download URL for key in st valid for presign_urls when that is set and
+// st can sign (a failure to sign is logged and the plain location kept).
+func presigned(ctx context.Context, conf *config.Config, log *slog.Logger, st upload.Store, key, loc string) string {
+	p, ok := st.(upload.Presigner)
+	if conf.PresignURLs <= 0 || !ok {
+		return loc
+	}
+	u, err := p.Presign(ctx, key, conf.PresignURLs)
+	if err != nil {
+		log.Warn("could not presign; reporting the plain location", "key", key, "error", err)
+		return loc
+	}
+	return u
+}

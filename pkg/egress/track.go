@@ -345,7 +345,7 @@ func (rec *recording) store(ctx context.Context) (*livekit.FileInfo, error) {
 		rec.log.Error("upload failed; recording kept locally", "file", rec.workPath, "error", err)
 		return fi, fmt.Errorf("upload failed, the recording is kept at %s on the worker: %w", rec.workPath, err)
 	}
-	fi.Location, fi.Size = loc, size
+	fi.Location, fi.Size = presigned(uctx, rec.env.Conf, rec.log, used, rec.storeKey, loc), size
 	rec.storeManifest(uctx, used, fi)
 	rec.log.Info("uploaded", "location", loc, "bytes", size, "seconds", time.Since(start).Seconds(), "backup", rec.info.BackupStorageUsed)
 	_ = os.Remove(rec.workPath)

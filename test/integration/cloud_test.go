@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,4 +122,44 @@ func openS3(t *testing.T, m *storagetest.Server, bucket, key string) io.Reader {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestPresignedURLs: with presign_urls set, file results on S3 (MinIO) and Azure (Azurite) are
+// download URLs that work without credentials.
+func TestPresignedURLs(t *testing.T) {
+	s := stack.New(t)
+	az := storagetest.StartAzurite(t)
+	az.CreateContainer(t, "rec")
+	minio := storagetest.StartMinIO(t)
+	minio.CreateBucket(t, "rec")
+	s.StartWorker(t, "worker", fmt.Sprintf("azure_blob_endpoint: %q\npresign_urls: 1h\n", az.Endpoint))
+	s.CreateRoom(t, "sign-room")
+	pub := s.Publish(t, "sign-room", "jo", stack.Media{Name: "mic", Codec: "opus", Seconds: 60})
+	for name, out := range map[string]*livekit.DirectFileOutput{
+		"s3": {Filepath: "s/{track_id}", Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{AccessKey: minio.AccessKey, Secret: minio.Secret,
+			Endpoint: minio.Endpoint, Bucket: "rec", ForcePathStyle: true, Region: "us-east-1"}}},
+		"azure": {Filepath: "a/{track_id}", Output: &livekit.DirectFileOutput_Azure{Azure: &livekit.AzureBlobUpload{
+			AccountName: storagetest.AzuriteAccount, AccountKey: storagetest.AzuriteKey, ContainerName: "rec"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			info, err := s.Egress().StartTrackEgress(ctx(t), &livekit.TrackEgressRequest{RoomName: "sign-room", TrackId: pub.Tracks["mic"],
+				Output: &livekit.TrackEgressRequest_File{File: out}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := stopAfter(t, s, info.EgressId, 2*time.Second)
+			loc := end.FileResults[0].Location
+			if !strings.Contains(loc, "?") || !(strings.Contains(loc, "X-Amz-Signature=") || strings.Contains(loc, "sig=")) {
+				t.Fatalf("location is not presigned: %s", loc)
+			}
+			resp, err := http.Get(loc) // no credentials
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != end.FileResults[0].Size {
+				t.Fatalf("GET presigned URL: %s, %d bytes (file %d)", resp.Status, resp.ContentLength, end.FileResults[0].Size)
+			}
+		})
+	}
 }
