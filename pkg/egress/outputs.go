@@ -320,9 +320,12 @@ func (s *StreamURLs) Apply(u *livekit.UpdateStreamRequest) error {
 	return nil
 }
 
-// encodedOf is the transcoding request inside a job, nil for track egress.
+// encodedOf is the transcoding request inside a job, nil for track egress (and v2 requests,
+// which run as the v1 request they map onto).
 func encodedOf(job *rpc.StartEgressRequest) encodedRequest {
 	switch q := job.Request.(type) {
+	case *rpc.StartEgressRequest_Web:
+		return q.Web
 	case *rpc.StartEgressRequest_Participant:
 		return q.Participant
 	case *rpc.StartEgressRequest_TrackComposite:

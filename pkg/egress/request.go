@@ -200,7 +200,27 @@ func NewInfo(r *Request, now time.Time) *livekit.EgressInfo {
 		}
 		info.Request = &livekit.EgressInfo_Egress{Egress: q.Egress}
 	}
+	redactStreamURLs(req) // after the protocol's redaction: info.Request shares req's messages
 	return info
+}
+
+// redactStreamURLs hides every stream URL's secrets in a copy of a request that an info echoes:
+// the protocol's redaction covers RTMP keys only, not SRT streamid / passphrase or user info.
+func redactStreamURLs(req *rpc.StartEgressRequest) {
+	var outs []*livekit.StreamOutput
+	if enc := encodedOf(req); enc != nil {
+		outs = streamOutputs(enc)
+	}
+	for _, o := range req.GetEgress().GetOutputs() {
+		if st := o.GetStream(); st != nil {
+			outs = append(outs, st)
+		}
+	}
+	for _, o := range outs {
+		for i, u := range o.Urls {
+			o.Urls[i] = redactStreamURL(u)
+		}
+	}
 }
 
 // redactUpload hides storage credentials; the placeholders match the official service's.

@@ -200,6 +200,13 @@ func (s *streams) run(d *streamDest) {
 		}
 		msg = scrubURL(msg, d.url)
 		if time.Since(lastGood) >= streamGiveUp {
+			s.mu.Lock()
+			for u, live := range s.dests {
+				if live == d {
+					delete(s.dests, u) // no longer live: live() counts what still sends
+				}
+			}
+			s.mu.Unlock()
 			d.end(livekit.StreamInfo_FAILED, msg)
 			s.log.Error("stream failed; given up (the other outputs go on)", "url", d.info.Url, "error", msg,
 				"retries", d.info.Retries)
@@ -342,8 +349,8 @@ func redactStreamURL(raw string) string {
 	if u.RawQuery != "" {
 		u.RawQuery = "{redacted}"
 	}
-	if i := strings.LastIndex(u.Path, "/"); i >= 0 && i < len(u.Path)-1 {
-		u.Path = u.Path[:i+1] + utils.RedactIdentifier(u.Path[i+1:])
+	if i := strings.LastIndex(u.Path, "/"); i >= 0 && i < len(u.Path)-1 && !strings.HasPrefix(u.Path[i+1:], "{") {
+		u.Path = u.Path[:i+1] + utils.RedactIdentifier(u.Path[i+1:]) // (a "{…}" key is redacted already)
 	}
 	return strings.NewReplacer("%7B", "{", "%7D", "}").Replace(u.String())
 }

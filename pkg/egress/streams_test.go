@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
@@ -91,5 +92,22 @@ func TestStreamURLsApply(t *testing.T) {
 	var none *StreamURLs
 	if code(none.Apply(&livekit.UpdateStreamRequest{AddOutputUrls: []string{"rtmp://h/app/x"}})) != psrpc.InvalidArgument {
 		t.Fatal("an egress without streams accepted an update")
+	}
+}
+
+func TestNewInfoRedactsStreamURLs(t *testing.T) {
+	r, err := Inspect(&rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{
+		RoomName: "r", StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"srt://h:9000?streamid=sid123&passphrase=pass456", "rtmp://h/app/rtmpkey789"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewInfo(r, time.Now()).String()
+	for _, secret := range []string{"sid123", "pass456", "rtmpkey789"} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("%s in %s", secret, s)
+		}
+	}
+	if r.Job.GetRoomComposite().GetStreamOutputs()[0].Urls[0] != "srt://h:9000?streamid=sid123&passphrase=pass456" {
+		t.Fatal("redaction changed the job's own request")
 	}
 }

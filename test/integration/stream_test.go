@@ -177,6 +177,35 @@ func TestStreamSRT(t *testing.T) {
 	if len(end.StreamResults) != 1 || end.StreamResults[0].Status != livekit.StreamInfo_FINISHED || strings.Contains(end.StreamResults[0].Url, "mystreamid") {
 		t.Fatalf("stream_results %v", end.StreamResults)
 	}
+	evs, _ := s.Webhooks.ForEgress(info.EgressId)
+	for _, e := range evs {
+		if b, _ := protojson.Marshal(e); strings.Contains(string(b), "mystreamid") {
+			t.Fatalf("the SRT streamid in a %s webhook: %s", e.Event, b)
+		}
+	}
 	time.Sleep(time.Second) // the listener writes what arrives as it arrives
 	checkStream(t, ts, sent)
+}
+
+// TestStreamAllDestinationsFail: an egress that only streams ends FAILED, naming each destination
+// (keys redacted), once every destination has been given up.
+func TestStreamAllDestinationsFail(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "dead-room")
+	s.Publish(t, "dead-room", "nina", stack.Media{Name: "cam", Codec: "h264", Seconds: 90}, stack.Media{Name: "mic", Codec: "opus", Seconds: 90})
+	dead := fmt.Sprintf("rtmp://127.0.0.1:%d/live/deadkey789", stack.FreePort(t))
+	info, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "dead-room", Identity: "nina",
+		StreamOutputs: []*livekit.StreamOutput{{Urls: []string{dead}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 60*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(end.Error, "every stream destination failed") ||
+		!strings.Contains(end.Error, "Connection refused") || strings.Contains(end.Error, "deadkey789") {
+		t.Fatalf("%s %q", end.Status, end.Error)
+	}
+	if len(end.StreamResults) != 1 || end.StreamResults[0].Status != livekit.StreamInfo_FAILED {
+		t.Fatalf("stream_results %v", end.StreamResults)
+	}
 }
