@@ -147,7 +147,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	rec.counted(source.Frame{})
 	reason, err := rec.compose(ctx, room, start)
 	room.Close()
-	closeErr := comp.Close()
+	closeErr := rec.drainErr(comp.Close())
 	return rec.finish(ctx, reason, errors.Join(err, closeErr, rec.closeTapped(ctx)))
 }
 

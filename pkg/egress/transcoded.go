@@ -96,7 +96,7 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 	}
 	defer rec.dropJournal()
 	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media)
-	closeErr := tr.Close()
+	closeErr := rec.drainErr(tr.Close())
 	if loopErr == nil {
 		loopErr = closeErr
 	}
@@ -243,6 +243,17 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			return livekit.EndReasonFailure, ctx.Err()
 		}
 	}
+}
+
+// drainErr keeps a pipeline error that came while draining at the end (after EOS) from failing
+// an egress that recorded: the outputs are written as they go (MP4 in 1 s fragments, segments,
+// streams), so only what was still in flight is lost. It is logged as an error.
+func (rec *recording) drainErr(err error) error {
+	if err == nil || rec.frames == 0 || !errors.Is(err, pipeline.ErrDrain) {
+		return err
+	}
+	rec.log.Error("the pipeline failed while draining at the end; everything written before is kept", "error", err)
+	return nil
 }
 
 // placeOutput decides where the file is written: the job's tmp dir when it will be uploaded,

@@ -306,7 +306,11 @@ func (c *Composer) layoutLocked() {
 
 // Close ends the composite and finalises the file.
 func (c *Composer) Close() error {
+	if err := c.g.failedEarly(); err != nil {
+		c.g.stop()
+		return err
+	}
 	// The live background sources never end by themselves: EOS the whole pipeline.
 	c.g.pipeline.SendEvent(gst.NewEOSEvent())
-	return c.g.finish(30 * time.Second)
+	return c.g.drain(30*time.Second, 0)
 }

@@ -106,17 +106,46 @@ func (g *graph) push(src string, data []byte, pts time.Duration) error {
 // finish sends EOS on every appsrc, waits for it to reach the sink (bounded), and stops.
 func (g *graph) finish(timeout time.Duration) error { return g.finishLinger(timeout, 0) }
 
+// ErrDrain marks a pipeline error that came only while draining after EOS: everything pushed
+// before had been processed without error.
+var ErrDrain = errors.New("while draining at the end")
+
+// failedEarly returns an error the pipeline reported before its end was asked for, if any.
+func (g *graph) failedEarly() error {
+	select {
+	case err, ok := <-g.done:
+		if ok && err != nil {
+			return err
+		}
+		return nil
+	default:
+		return nil
+	}
+}
+
 // finishLinger is finish, waiting linger after EOS before the sinks close.
 func (g *graph) finishLinger(timeout, linger time.Duration) error {
+	if err := g.failedEarly(); err != nil {
+		g.stop()
+		return err
+	}
 	for _, s := range g.srcs {
 		s.EndStream()
 	}
+	return g.drain(timeout, linger)
+}
+
+// drain waits for EOS (or an error, marked ErrDrain) to reach the sinks, then stops.
+func (g *graph) drain(timeout, linger time.Duration) error {
 	var err error
 	select {
 	case err = <-g.done:
+		if err != nil {
+			err = fmt.Errorf("%w (%w)", err, ErrDrain)
+		}
 		time.Sleep(linger)
 	case <-time.After(timeout):
-		err = fmt.Errorf("%w: did not drain within %s", ErrPipeline, timeout)
+		err = fmt.Errorf("%w: did not drain within %s (%w)", ErrPipeline, timeout, ErrDrain)
 	}
 	g.stop()
 	return err
