@@ -87,15 +87,22 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		return err
 	}
 	defer sub.Close()
-	if imagesOnly(sel.req) {
+	waitMic := false
+	switch {
+	case imagesOnly(sel.req):
 		media.Audio = false // stills only: the audio goes nowhere
+	case sel.identity != "" && !media.Audio && media.VideoMime != "":
+		// A participant without a microphone yet: record silence until one is published, so that
+		// a late microphone is recorded (and every file has the audio track players expect).
+		media.Audio, waitMic = true, true
+		rec.log.Info("no microphone yet: recording silence until one is published")
 	}
 	tr, err := rec.openTranscoder(ctx, sel, media, enc)
 	if err != nil {
 		return err
 	}
 	defer rec.dropJournal()
-	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media)
+	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media, waitMic)
 	closeErr := rec.drainErr(tr.Close())
 	if loopErr == nil {
 		loopErr = closeErr
@@ -159,9 +166,16 @@ func profile(c livekit.VideoCodec) string {
 // syncTolerance is how far a track may drift from its sender-report time before it is moved back.
 const syncTolerance = 20 * time.Millisecond
 
-// transcode feeds frames on one timeline until the participant leaves, a stop arrives or a limit is hit.
-func (rec *recording) transcode(ctx context.Context, sub *source.Participant, frames <-chan roomFrame, tr *pipeline.Transcoder, media source.Media) (string, error) {
+// transcode feeds frames on one timeline until the participant leaves, a stop arrives or a limit is
+// hit. With waitMic, silence is fed as audio until the first real audio frame.
+func (rec *recording) transcode(ctx context.Context, sub *source.Participant, frames <-chan roomFrame, tr *pipeline.Transcoder, media source.Media, waitMic bool) (string, error) {
 	t0 := time.Now()
+	var silence <-chan time.Time
+	if waitMic {
+		tick := time.NewTicker(pipeline.SilentOpusDuration)
+		defer tick.Stop()
+		silence = tick.C
+	}
 	offsets := map[string]time.Duration{} // per track: pipeline time minus RTP time
 	var syncBase time.Time                // sender wall clock at pipeline time 0 (first sender report)
 	last := map[string]time.Duration{}    // per kind: last pts pushed (appsrc timestamps must not go back)
@@ -172,7 +186,23 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 	defer progress.Stop()
 	for {
 		select {
+		case <-silence:
+			pts := last["audio"] + pipeline.SilentOpusDuration
+			if last["audio"] == 0 {
+				pts = time.Since(t0)
+			}
+			if pts > time.Since(t0)+pipeline.SilentOpusDuration {
+				continue // ahead of the clock (the ticker caught up after a stall)
+			}
+			if err := tr.PushAudio(pipeline.SilentOpus, pts); err != nil {
+				return livekit.EndReasonFailure, err
+			}
+			last["audio"] = pts
 		case rf := <-frames:
+			if rf.kind == "audio" && silence != nil {
+				silence = nil // the microphone arrived
+				rec.log.Info("microphone published: recording it", "track_id", rf.trackID)
+			}
 			if (rf.kind == "video" && media.VideoMime == "") || (rf.kind == "audio" && !media.Audio) {
 				if !skipped[rf.kind] {
 					skipped[rf.kind] = true

@@ -9,6 +9,13 @@ const (
 	PCMBytes    = 2 // S16LE
 )
 
+// SilentOpus is one 20 ms Opus packet of silence (CELT, fullband, a single frame coding nothing):
+// what a recording is fed while a participant has no microphone yet.
+var SilentOpus = []byte{0xF8, 0xFF, 0xFE}
+
+// SilentOpusDuration is how much media SilentOpus holds.
+const SilentOpusDuration = 20 * time.Millisecond
+
 // OpusDecoder turns Opus packets into raw PCM.
 //
 //	appsrc (audio/x-opus) → opusdec (packet loss concealment) → audioconvert → audioresample

@@ -39,3 +39,28 @@ func TestOpusDecoderGarbage(t *testing.T) {
 	}
 	_ = d.Close() // must return (an error is fine), never hang or crash
 }
+
+// TestSilentOpus: the silence packet decodes to 20 ms of (stereo) zeros, cleanly.
+func TestSilentOpus(t *testing.T) {
+	var pcm []byte
+	d, err := NewOpusDecoder(func(b []byte) { pcm = append(pcm, b...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := d.Push(SilentOpus, time.Duration(i)*SilentOpusDuration); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := 50 * 960 * PCMChannels * PCMBytes; len(pcm) < want*95/100 || len(pcm) > want*105/100 {
+		t.Fatalf("%d bytes of PCM from 1 s of silence packets, want ≈%d", len(pcm), want)
+	}
+	for i, b := range pcm {
+		if b != 0 && b != 0xFF { // ±1 LSB at most
+			t.Fatalf("not silence at byte %d: %d", i, b)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -131,4 +132,56 @@ func TestStartEgressV2(t *testing.T) {
 	if len(p.Streams) != 2 || !near(p.Duration(), 3, 1.2) {
 		t.Fatalf("%+v %.2f", p.Streams, p.Duration())
 	}
+}
+
+// TestParticipantLateMicrophone: a participant who turns their microphone on after the recording
+// started is heard from then on; before, the file holds silence (one AAC track throughout).
+func TestParticipantLateMicrophone(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "late-room")
+	p := s.Publish(t, "late-room", "lee", stack.Media{Name: "cam", Codec: "h264", Seconds: 40})
+	info, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "late-room", Identity: "lee",
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "late.mp4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
+	activeAt := time.Now()
+	time.Sleep(4 * time.Second)
+	p.Add(t, stack.Media{Name: "mic", Codec: "opus", Seconds: 40})
+	micAt := time.Since(activeAt).Seconds()
+	time.Sleep(5 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	probe := stack.FFprobe(t, path)
+	if len(probe.Streams) != 2 {
+		t.Fatalf("streams %+v", probe.Streams)
+	}
+	before, after := meanVolume(t, path, 0.5, micAt-1.5), meanVolume(t, path, micAt+1.5, 2)
+	t.Logf("mic published at %.1f s: mean volume %.1f dB before, %.1f dB after", micAt, before, after)
+	if before > -60 || after < -40 {
+		t.Fatalf("want silence before the microphone and a tone after: %.1f dB / %.1f dB", before, after)
+	}
+	if e := stack.DecodeErrors(t, path); e != "" {
+		t.Fatalf("decode: %s", e)
+	}
+}
+
+// meanVolume is the mean audio volume (dB) of path from start for secs (ffmpeg volumedetect).
+func meanVolume(t *testing.T, path string, start, secs float64) float64 {
+	t.Helper()
+	out, _ := exec.Command("ffmpeg", "-v", "info", "-ss", fmt.Sprint(start), "-t", fmt.Sprint(secs), "-i", path, "-vn", "-af", "volumedetect", "-f", "null", "-").CombinedOutput()
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "mean_volume: "); i >= 0 {
+			var v float64
+			fmt.Sscanf(l[i+len("mean_volume: "):], "%f", &v)
+			return v
+		}
+	}
+	t.Fatalf("no volume for %s: %s", path, out)
+	return 0
 }

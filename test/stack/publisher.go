@@ -87,6 +87,13 @@ func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Pu
 	t.Cleanup(r.Disconnect)
 	p := &Publisher{Room: r, Identity: identity, Tracks: map[string]string{}, Finished: map[string]chan struct{}{},
 		Pubs: map[string]*lksdk.LocalTrackPublication{}}
+	p.Add(t, media...)
+	return p
+}
+
+// Add publishes more media from an existing publisher (a microphone turned on late).
+func (p *Publisher) Add(t testing.TB, media ...Media) {
+	t.Helper()
 	dir := t.TempDir()
 	for _, m := range media {
 		path, frame := MakeMedia(t, dir, m)
@@ -99,13 +106,12 @@ func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Pu
 		if m.Codec == "opus" {
 			src = livekit.TrackSource_MICROPHONE
 		}
-		pub, err := r.LocalParticipant.PublishTrack(tr, &lksdk.TrackPublicationOptions{Name: m.Name, Source: src})
+		pub, err := p.Room.LocalParticipant.PublishTrack(tr, &lksdk.TrackPublicationOptions{Name: m.Name, Source: src})
 		if err != nil {
 			t.Fatalf("publish %s: %v", m.Name, err)
 		}
 		p.Tracks[m.Name], p.Finished[m.Name], p.Pubs[m.Name] = pub.SID(), done, pub
 	}
-	return p
 }
 
 // Unpublish removes a track from the room.
