@@ -320,6 +320,22 @@ func (s *StreamURLs) Apply(u *livekit.UpdateStreamRequest) error {
 	return nil
 }
 
+// Forget drops the destinations a job reports FAILED (given up), so that they can be added again.
+func (s *StreamURLs) Forget(results []*livekit.StreamInfo) {
+	if s == nil {
+		return
+	}
+	latest := map[string]livekit.StreamInfo_Status{} // results are in the order destinations were added
+	for _, r := range results {
+		latest[r.Url] = r.Status
+	}
+	for raw := range s.live {
+		if latest[redactStreamURL(raw)] == livekit.StreamInfo_FAILED {
+			delete(s.live, raw)
+		}
+	}
+}
+
 // encodedOf is the transcoding request inside a job, nil for track egress (and v2 requests,
 // which run as the v1 request they map onto).
 func encodedOf(job *rpc.StartEgressRequest) encodedRequest {

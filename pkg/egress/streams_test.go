@@ -89,6 +89,20 @@ func TestStreamURLsApply(t *testing.T) {
 			t.Fatalf("step %d: %v, want %v", i, got, st.want)
 		}
 	}
+	// A destination the job gave up can be added again.
+	if code(s.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_1", AddOutputUrls: []string{"rtmp://h/app/again"}})) != psrpc.OK {
+		t.Fatal("add")
+	}
+	s.Forget([]*livekit.StreamInfo{{Url: redactStreamURL("rtmp://h/app/again"), Status: livekit.StreamInfo_FAILED}})
+	if got := code(s.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_1", AddOutputUrls: []string{"rtmp://h/app/again"}})); got != psrpc.OK {
+		t.Fatalf("re-adding a failed destination: %v", got)
+	}
+	// The old FAILED entry stays in the results; the new attempt is live.
+	s.Forget([]*livekit.StreamInfo{{Url: redactStreamURL("rtmp://h/app/again"), Status: livekit.StreamInfo_FAILED},
+		{Url: redactStreamURL("rtmp://h/app/again"), Status: livekit.StreamInfo_ACTIVE}})
+	if got := code(s.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_1", RemoveOutputUrls: []string{"rtmp://h/app/again"}})); got != psrpc.OK {
+		t.Fatalf("removing the re-added destination: %v", got)
+	}
 	var none *StreamURLs
 	if code(none.Apply(&livekit.UpdateStreamRequest{AddOutputUrls: []string{"rtmp://h/app/x"}})) != psrpc.InvalidArgument {
 		t.Fatal("an egress without streams accepted an update")

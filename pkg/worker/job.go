@@ -107,6 +107,7 @@ func (j *job) onStatus(info *livekit.EgressInfo) {
 		info.Status = livekit.EgressStatus_EGRESS_ENDING
 	}
 	j.info = info
+	j.streams.Forget(info.StreamResults)
 	if j.updated != nil {
 		close(j.updated)
 		j.updated = nil
