@@ -121,7 +121,7 @@ func (s *streams) live() int {
 	return len(s.dests)
 }
 
-// close ends every destination cleanly.
+// close ends every destination cleanly, all at once (each may take its drain time).
 func (s *streams) close() {
 	s.mu.Lock()
 	urls := make([]string, 0, len(s.dests))
@@ -129,9 +129,15 @@ func (s *streams) close() {
 		urls = append(urls, u)
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, u := range urls {
-		s.remove(u)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.remove(u)
+		}()
 	}
+	wg.Wait()
 }
 
 // results is a copy of every destination's StreamInfo, durations current.

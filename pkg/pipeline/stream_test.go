@@ -69,7 +69,9 @@ func TestStreamSenders(t *testing.T) {
 			t.Fatalf("sender failed: %v", err)
 		default:
 		}
+		t0 := time.Now()
 		s.Close()
+		t.Logf("sender closed in %s", time.Since(t0).Round(time.Millisecond))
 	}
 	for _, f := range []string{out, flv, ts} {
 		waitFile(t, f)
