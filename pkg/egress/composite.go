@@ -146,8 +146,9 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	start := time.Now()
 	rec.counted(source.Frame{})
 	reason, err := rec.compose(ctx, room, start)
+	endAt := time.Now()
 	room.Close()
-	closeErr := rec.drainErr(comp.Close())
+	closeErr := rec.drainErr(comp.Close(), endAt)
 	return rec.finish(ctx, reason, errors.Join(err, closeErr, rec.closeTapped(ctx)))
 }
 

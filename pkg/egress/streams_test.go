@@ -2,6 +2,8 @@ package egress
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
 )
 
 func TestCheckStreamURL(t *testing.T) {
@@ -123,5 +127,21 @@ func TestNewInfoRedactsStreamURLs(t *testing.T) {
 	}
 	if r.Job.GetRoomComposite().GetStreamOutputs()[0].Urls[0] != "srt://h:9000?streamid=sid123&passphrase=pass456" {
 		t.Fatal("redaction changed the job's own request")
+	}
+}
+
+func TestDrainErr(t *testing.T) {
+	rec := &recording{frames: 10, log: slog.New(slog.DiscardHandler)}
+	end := time.Now()
+	early := &pipeline.Error{Message: "early", At: end.Add(-5 * time.Second)}
+	late := &pipeline.Error{Message: "at the end", At: end.Add(-200 * time.Millisecond)}
+	if rec.drainErr(early, end) == nil {
+		t.Fatal("an error long before the end was dropped")
+	}
+	if rec.drainErr(late, end) != nil || rec.drainErr(fmt.Errorf("x: %w", pipeline.ErrDrain), end) != nil {
+		t.Fatal("an error at the end failed a recording")
+	}
+	if (&recording{log: rec.log}).drainErr(late, end) == nil {
+		t.Fatal("an error with nothing recorded was dropped")
 	}
 }

@@ -103,7 +103,7 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 	}
 	defer rec.dropJournal()
 	reason, loopErr := rec.transcode(ctx, sub, frames, tr, media, waitMic)
-	closeErr := rec.drainErr(tr.Close())
+	closeErr := rec.drainErr(tr.Close(), time.Now())
 	if loopErr == nil {
 		loopErr = closeErr
 	}
@@ -275,11 +275,14 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 	}
 }
 
-// drainErr keeps a pipeline error that came while draining at the end (after EOS) from failing
-// an egress that recorded: the outputs are written as they go (MP4 in 1 s fragments, segments,
+// drainErr keeps a pipeline error that came at the end (while draining after EOS, or as the
+// sources went away: within a second of endAt, when the recording loop ended) from failing an
+// egress that recorded: the outputs are written as they go (MP4 in 1 s fragments, segments,
 // streams), so only what was still in flight is lost. It is logged as an error.
-func (rec *recording) drainErr(err error) error {
-	if err == nil || rec.frames == 0 || !errors.Is(err, pipeline.ErrDrain) {
+func (rec *recording) drainErr(err error, endAt time.Time) error {
+	var pe *pipeline.Error
+	atEnd := errors.Is(err, pipeline.ErrDrain) || (errors.As(err, &pe) && pe.At.After(endAt.Add(-time.Second)))
+	if err == nil || rec.frames == 0 || !atEnd {
 		return err
 	}
 	rec.log.Error("the pipeline failed while draining at the end; everything written before is kept", "error", err)

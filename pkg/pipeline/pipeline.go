@@ -16,8 +16,11 @@ import (
 var ErrPipeline = errors.New("media pipeline failed")
 
 // Error is a failure GStreamer reported on the bus: Message is for people, Debug (source file,
-// element path) for developers. It wraps ErrPipeline.
-type Error struct{ Message, Debug string }
+// element path) for developers, At when it was reported. It wraps ErrPipeline.
+type Error struct {
+	Message, Debug string
+	At             time.Time
+}
 
 func (e *Error) Error() string { return fmt.Sprintf("%v: %s (%s)", ErrPipeline, e.Message, e.Debug) }
 
@@ -85,7 +88,7 @@ func (g *graph) watch() {
 		var err error
 		if msg.Type() == gst.MessageError {
 			gerr := msg.ParseError()
-			err = &Error{Message: gerr.Error(), Debug: gerr.DebugString()}
+			err = &Error{Message: gerr.Error(), Debug: gerr.DebugString(), At: time.Now()}
 		}
 		g.done <- err
 		close(g.done)

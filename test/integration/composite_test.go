@@ -148,6 +148,62 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 	}
 }
 
+// TestRoomCompositeSpeakerFollowsAudio: with the speaker layout, the participant livekit-server
+// names the active speaker (from the audio level each publisher reports in its RTP header
+// extension) fills the large tile; when the other one starts speaking and the first goes quiet,
+// they swap.
+func TestRoomCompositeSpeakerFollowsAudio(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "spk-room")
+	red := s.Publish(t, "spk-room", "red", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40},
+		stack.Media{Name: "mic", Codec: "opus", Seconds: 40, Silent: true})
+	green := s.Publish(t, "spk-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 40},
+		stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 40, Silent: true})
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "spk-room", Layout: "speaker",
+		FileOutputs: []*livekit.EncodedFileOutput{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	red.SetAudioLevel(t, "mic", 10) // red starts speaking
+	first := time.Since(start).Seconds()
+	time.Sleep(6 * time.Second)
+	red.SetAudioLevel(t, "mic", 127)
+	green.SetAudioLevel(t, "mic", 10) // green takes over
+	swap := time.Since(start).Seconds()
+	time.Sleep(6 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	// Large tile: the left three quarters; strip: the right quarter, first tile at the top.
+	for _, c := range []struct {
+		at             float64
+		large, inStrip string
+	}{{first + 4, "red", "green"}, {swap + 4, "green", "red"}} {
+		large, strip := regionColor(t, path, c.at, "960:540:0:90"), regionColor(t, path, c.at, "320:180:960:0")
+		if mediatest.ColorOf(large) != c.large || mediatest.ColorOf(strip) != c.inStrip {
+			t.Fatalf("at %.1f s want %s large and %s in the strip, got %v large, %v in the strip", c.at, c.large, c.inStrip, large, strip)
+		}
+	}
+}
+
+// regionColor is the mean RGB of the crop "w:h:x:y" of the frame at sec (converted to RGB before
+// averaging, so that 4:2:0 chroma does not bleed in from outside the region).
+func regionColor(t *testing.T, path string, sec float64, crop string) [3]int {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", fmt.Sprint(sec), "-i", path, "-frames:v", "1",
+		"-vf", "crop="+crop+",format=rgb24,scale=1:1:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil || len(out) != 3 {
+		t.Fatalf("frame at %.1f s: %v (%d bytes)", sec, err, len(out))
+	}
+	return [3]int{int(out[0]), int(out[1]), int(out[2])}
+}
+
 // TestRoomCompositeDualChannel records an audio-only composite with DUAL_CHANNEL_ALTERNATE: the two
 // participants' tones (440 and 880 Hz) land in different channels of the OGG/Opus file.
 func TestRoomCompositeDualChannel(t *testing.T) {

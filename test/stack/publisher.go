@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type Media struct {
 	// Color makes H.264 video one solid colour (an ffmpeg colour name); Hz sets the Opus tone (default 440).
 	Color string
 	Hz    int
+	// Silent makes an Opus track report the audio level of silence (127 -dBov) in its RTP header
+	// extension instead of the SDK's fixed 15, so livekit-server does not count it as speaking.
+	Silent bool
 }
 
 // MakeMedia encodes m into dir and returns its path and frame duration.
@@ -75,6 +79,22 @@ type Publisher struct {
 	Tracks   map[string]string
 	Finished map[string]chan struct{}
 	Pubs     map[string]*lksdk.LocalTrackPublication
+	// providers are the audio tracks' sample providers, whose audio level SetAudioLevel changes.
+	providers map[string]*lksdk.ReaderSampleProvider
+	levelMu   sync.Mutex
+}
+
+// SetAudioLevel changes the audio level (0 loudest … 127 silence, -dBov) an audio track reports
+// from its next packet on, which is what livekit-server picks active speakers by.
+func (p *Publisher) SetAudioLevel(t testing.TB, name string, level uint8) {
+	t.Helper()
+	p.levelMu.Lock()
+	defer p.levelMu.Unlock()
+	pr := p.providers[name]
+	if pr == nil {
+		t.Fatalf("no audio track %q", name)
+	}
+	pr.AudioLevel = level
 }
 
 // Publish joins room as identity and publishes each medium once.
@@ -86,7 +106,7 @@ func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Pu
 	}
 	t.Cleanup(r.Disconnect)
 	p := &Publisher{Room: r, Identity: identity, Tracks: map[string]string{}, Finished: map[string]chan struct{}{},
-		Pubs: map[string]*lksdk.LocalTrackPublication{}}
+		Pubs: map[string]*lksdk.LocalTrackPublication{}, providers: map[string]*lksdk.ReaderSampleProvider{}}
 	p.Add(t, media...)
 	return p
 }
@@ -98,7 +118,19 @@ func (p *Publisher) Add(t testing.TB, media ...Media) {
 	for _, m := range media {
 		path, frame := MakeMedia(t, dir, m)
 		done := make(chan struct{})
-		tr, err := lksdk.NewLocalFileTrack(path, lksdk.ReaderTrackWithFrameDuration(frame), lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) }))
+		opts := []lksdk.ReaderSampleProviderOption{lksdk.ReaderTrackWithFrameDuration(frame), lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) })}
+		if m.Codec == "opus" {
+			name, silent := m.Name, m.Silent
+			opts = append(opts, func(pr *lksdk.ReaderSampleProvider) {
+				if silent {
+					pr.AudioLevel = 127
+				}
+				p.levelMu.Lock()
+				p.providers[name] = pr
+				p.levelMu.Unlock()
+			})
+		}
+		tr, err := lksdk.NewLocalFileTrack(path, opts...)
 		if err != nil {
 			t.Fatalf("file track %s: %v", path, err)
 		}
