@@ -18,6 +18,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/mediaworker/mediaworker/pkg/container"
+	"github.com/mediaworker/mediaworker/test/mediatest"
 	"github.com/mediaworker/mediaworker/pkg/upload"
 )
 
@@ -46,20 +47,13 @@ func segTestSamples(t *testing.T) []encodedSample {
 	if segMedia != nil {
 		return segMedia
 	}
-	dir := t.TempDir()
-	v, a := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
-	segRun(t, "ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "7",
-		"-c:v", "libx264", "-bf", "0", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-		"-x264-params", "aud=1", "-bsf:v", "h264_mp4toannexb", "-f", "h264", v)
-	segRun(t, "ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "7", "-ac", "2",
-		"-c:a", "aac", "-f", "adts", a)
+	frames, aac := mediatest.H264AAC(t, 7)
 	var video, audio []encodedSample
-	for i, au := range segSplitAUs(segRead(t, v)) {
-		video = append(video, encodedSample{video: true, key: container.H264Keyframe(au), data: au,
-			pts: segTestOffset + time.Duration(i)*time.Second/30})
+	for _, f := range frames {
+		video = append(video, encodedSample{video: true, key: container.H264Keyframe(f.Data), data: f.Data, pts: segTestOffset + f.PTS})
 	}
 	frame := container.AACConfig{SampleRate: 48000, Channels: 2}.FrameDuration()
-	for i, f := range segADTSFrames(t, segRead(t, a)) {
+	for i, f := range aac {
 		audio = append(audio, encodedSample{data: f, pts: segTestOffset + time.Duration(i)*frame})
 	}
 	if len(video) != 210 || !video[0].key || !video[30].key || video[29].key {
@@ -73,63 +67,6 @@ func segTestSamples(t *testing.T) []encodedSample {
 		}
 	}
 	return segMedia
-}
-
-func segRun(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-func segRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// segSplitAUs cuts an Annex-B stream before each Access Unit Delimiter.
-func segSplitAUs(b []byte) [][]byte {
-	var starts []int
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 && b[i+3]&0x1f == 9 {
-			s := i
-			if s > 0 && b[s-1] == 0 {
-				s--
-			}
-			starts = append(starts, s)
-		}
-	}
-	var out [][]byte
-	for i, s := range starts {
-		end := len(b)
-		if i+1 < len(starts) {
-			end = starts[i+1]
-		}
-		out = append(out, b[s:end])
-	}
-	return out
-}
-
-// segADTSFrames strips the ADTS headers off an AAC stream.
-func segADTSFrames(t *testing.T, b []byte) [][]byte {
-	t.Helper()
-	var out [][]byte
-	for len(b) >= 7 {
-		hdr, n := 7, int(b[3]&3)<<11|int(b[4])<<3|int(b[5]>>5)
-		if b[1]&1 == 0 {
-			hdr = 9
-		}
-		if b[0] != 0xff || n < hdr || n > len(b) {
-			t.Fatalf("bad ADTS frame")
-		}
-		out = append(out, b[hdr:n])
-		b = b[n:]
-	}
-	return out
 }
 
 // segCall is one upload a segFakeStore was asked for.
@@ -424,7 +361,7 @@ func TestSegmentLocalDisk(t *testing.T) {
 				!segNear(info.Duration, 7*time.Second) {
 				t.Errorf("info: %v", info)
 			}
-			if pl := segRead(t, filepath.Join(dir, "index.m3u8")); !bytes.HasSuffix(pl, []byte("#EXT-X-ENDLIST\n")) {
+			if pl := mustRead(t, filepath.Join(dir, "index.m3u8")); !bytes.HasSuffix(pl, []byte("#EXT-X-ENDLIST\n")) {
 				t.Errorf("playlist:\n%s", pl)
 			}
 		})
@@ -539,4 +476,13 @@ func TestSegmentPushNeverBlocks(t *testing.T) {
 		t.Errorf("work directory %v: segments not kept", files)
 	}
 	o.push(samples[0]) // after close: ignored
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mediaworker/mediaworker/pkg/container"
+	"github.com/mediaworker/mediaworker/test/mediatest"
 )
 
 var stereo48k = container.AACConfig{SampleRate: 48000, Channels: 2}
@@ -56,17 +57,11 @@ func stream(t *testing.T, seconds int) media {
 	if m, ok := streams[seconds]; ok {
 		return m
 	}
-	dir, d := t.TempDir(), strconv.Itoa(seconds)
-	v, a := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
-	run(t, "ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", d,
-		"-c:v", "libx264", "-bf", "0", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-		"-x264-params", "aud=1", "-bsf:v", "h264_mp4toannexb", "-f", "h264", v)
-	run(t, "ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", d, "-ac", "2", "-c:a", "aac", "-f", "adts", a)
-	var m media
-	for i, au := range splitAUs(read(t, v)) {
-		m.video = append(m.video, accessUnit{au, time.Duration(i) * time.Second / 30, container.H264Keyframe(au)})
+	frames, aac := mediatest.H264AAC(t, seconds)
+	m := media{audio: aac}
+	for _, f := range frames {
+		m.video = append(m.video, accessUnit{f.Data, f.PTS, container.H264Keyframe(f.Data)})
 	}
-	m.audio = adtsFrames(t, read(t, a))
 	if len(m.video) != 30*seconds || !m.video[0].key || !m.video[30].key || m.video[29].key {
 		t.Fatalf("%d access units, key frames not every 30", len(m.video))
 	}
@@ -90,46 +85,6 @@ func read(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// splitAUs cuts an Annex-B stream before each Access Unit Delimiter.
-func splitAUs(b []byte) [][]byte {
-	var starts []int
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 && b[i+3]&0x1f == 9 {
-			s := i
-			if s > 0 && b[s-1] == 0 {
-				s--
-			}
-			starts = append(starts, s)
-		}
-	}
-	var out [][]byte
-	for i, s := range starts {
-		end := len(b)
-		if i+1 < len(starts) {
-			end = starts[i+1]
-		}
-		out = append(out, b[s:end])
-	}
-	return out
-}
-
-// adtsFrames strips the ADTS headers off an AAC stream.
-func adtsFrames(t *testing.T, b []byte) [][]byte {
-	var out [][]byte
-	for len(b) >= 7 {
-		hdr, n := 7, int(b[3]&3)<<11|int(b[4])<<3|int(b[5]>>5)
-		if b[1]&1 == 0 {
-			hdr = 9
-		}
-		if b[0] != 0xff || n < hdr || n > len(b) {
-			t.Fatalf("bad ADTS frame")
-		}
-		out = append(out, b[hdr:n])
-		b = b[n:]
-	}
-	return out
 }
 
 // feed writes the stream's video from AU firstVideo (nil: no video) and its audio (unless
