@@ -48,9 +48,9 @@ type capturedImage struct {
 // imagePlan checks an ImageOutput against the video size and fills its defaults: every 10 s, at
 // the video size (one side given: the other keeps the aspect ratio).
 func imagePlan(o *livekit.ImageOutput, width, height int) (pipeline.ImagePlan, error) {
-	p := pipeline.ImagePlan{Every: time.Duration(max(o.GetCaptureInterval(), 1)) * time.Second, Width: int(o.GetWidth()), Height: int(o.GetHeight())}
-	if o.GetCaptureInterval() == 0 {
-		p.Every = 10 * time.Second
+	p := pipeline.ImagePlan{Every: 10 * time.Second, Width: int(o.GetWidth()), Height: int(o.GetHeight())}
+	if ci := o.GetCaptureInterval(); ci > 0 {
+		p.Every = time.Duration(ci) * time.Second
 	}
 	switch {
 	case p.Width == 0 && p.Height == 0:
@@ -79,7 +79,7 @@ func (rec *recording) startImages(ctx context.Context, req encodedRequest, width
 		if err != nil {
 			return nil, err
 		}
-		dest, err := resolveStorage(ctx, rec.env.Conf, imageStorage(o))
+		dest, err := resolveStorage(ctx, rec.env.Conf, storageOf(o.GetS3(), o.GetGcp(), o.GetAzure(), nil))
 		if err != nil {
 			return nil, psrpc.NewError(psrpc.InvalidArgument, err)
 		}
@@ -107,20 +107,6 @@ func (rec *recording) startImages(ctx context.Context, req encodedRequest, width
 		rec.log.Info("capturing images", "prefix", prefix, "every", plan.Every.String(), "size", fmt.Sprintf("%dx%d", plan.Width, plan.Height))
 	}
 	return plans, nil
-}
-
-// imageStorage is an image output's storage in the shape resolveStorage takes.
-func imageStorage(o *livekit.ImageOutput) *livekit.DirectFileOutput {
-	d := &livekit.DirectFileOutput{}
-	switch s := o.Output.(type) {
-	case *livekit.ImageOutput_S3:
-		d.Output = &livekit.DirectFileOutput_S3{S3: s.S3}
-	case *livekit.ImageOutput_Gcp:
-		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: s.Gcp}
-	case *livekit.ImageOutput_Azure:
-		d.Output = &livekit.DirectFileOutput_Azure{Azure: s.Azure}
-	}
-	return d
 }
 
 // push queues a still without blocking (a GStreamer thread calls it).

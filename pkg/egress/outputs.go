@@ -23,7 +23,7 @@ import (
 func outputsSupported(req encodedRequest, audioOnly bool) error {
 	for _, im := range req.GetImageOutputs() {
 		if im.GetAliOSS() != nil {
-			return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+			return errAliOSS("")
 		}
 		if audioOnly {
 			return psrpc.NewErrorf(psrpc.InvalidArgument, "image_outputs need video: the request is audio only")
@@ -35,7 +35,7 @@ func outputsSupported(req encodedRequest, audioOnly bool) error {
 	}
 	if len(segs) == 1 {
 		if segs[0].GetAliOSS() != nil {
-			return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+			return errAliOSS("")
 		}
 		if _, err := segmentNamesFor(segs[0], FileVars{}); err != nil {
 			return psrpc.NewErrorf(psrpc.InvalidArgument, "segment_outputs: %v", err)
@@ -50,7 +50,7 @@ func outputsSupported(req encodedRequest, audioOnly bool) error {
 		return psrpc.NewErrorf(psrpc.InvalidArgument, "a recording with video needs file_type MP4")
 	}
 	if f.GetAliOSS() != nil {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+		return errAliOSS("")
 	}
 	return nil
 }
@@ -126,7 +126,7 @@ func segmentKeyint(d time.Duration, fps int) int {
 
 // startSegments resolves the HLS output's storage and starts it.
 func (rec *recording) startSegments(ctx context.Context, sg *livekit.SegmentedFileOutput, o encodedOutputs, vars FileVars) (*segmentOutput, error) {
-	dest, err := resolveStorage(ctx, rec.env.Conf, segmentStorage(sg))
+	dest, err := resolveStorage(ctx, rec.env.Conf, storageOf(sg.GetS3(), sg.GetGcp(), sg.GetAzure(), nil))
 	if err != nil {
 		return nil, psrpc.NewError(psrpc.InvalidArgument, err)
 	}
@@ -156,20 +156,6 @@ func (rec *recording) startSegments(ctx context.Context, sg *livekit.SegmentedFi
 	rec.segDest = dest
 	rec.log.Info("writing HLS", "playlist", names.key(names.playlist), "segment_seconds", seg.segmentDuration().Seconds(), "dir", dir)
 	return seg, nil
-}
-
-// segmentStorage is an HLS output's storage in the shape resolveStorage takes.
-func segmentStorage(sg *livekit.SegmentedFileOutput) *livekit.DirectFileOutput {
-	d := &livekit.DirectFileOutput{}
-	switch o := sg.Output.(type) {
-	case *livekit.SegmentedFileOutput_S3:
-		d.Output = &livekit.DirectFileOutput_S3{S3: o.S3}
-	case *livekit.SegmentedFileOutput_Gcp:
-		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: o.Gcp}
-	case *livekit.SegmentedFileOutput_Azure:
-		d.Output = &livekit.DirectFileOutput_Azure{Azure: o.Azure}
-	}
-	return d
 }
 
 // closeSegments finishes the HLS output after the pipeline has drained: last segment, final

@@ -147,7 +147,7 @@ func inspectTrack(t *livekit.TrackEgressRequest) error {
 	f := t.GetFile()
 	switch f.Output.(type) {
 	case *livekit.DirectFileOutput_AliOSS:
-		return psrpc.NewErrorf(psrpc.Unimplemented, "track egress: AliOSS storage is %v; use S3, GCP, Azure or local storage", ErrUnimplemented)
+		return errAliOSS("track egress: ")
 	}
 	switch {
 	case f.GetS3() != nil && f.GetS3().GetBucket() == "":

@@ -111,3 +111,25 @@ func presigned(ctx context.Context, conf *config.Config, log *slog.Logger, st up
 	}
 	return u
 }
+
+// storageOf is one output's storage choice (at most one set) in the shape resolveStorage takes:
+// file, segment and image outputs each carry the same choices in their own oneof.
+func storageOf(s3 *livekit.S3Upload, gcp *livekit.GCPUpload, azure *livekit.AzureBlobUpload, ali *livekit.AliOSSUpload) *livekit.DirectFileOutput {
+	d := &livekit.DirectFileOutput{}
+	switch {
+	case s3 != nil:
+		d.Output = &livekit.DirectFileOutput_S3{S3: s3}
+	case gcp != nil:
+		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: gcp}
+	case azure != nil:
+		d.Output = &livekit.DirectFileOutput_Azure{Azure: azure}
+	case ali != nil:
+		d.Output = &livekit.DirectFileOutput_AliOSS{AliOSS: ali}
+	}
+	return d
+}
+
+// errAliOSS refuses AliOSS storage, which this worker cannot write yet.
+func errAliOSS(where string) error {
+	return psrpc.NewErrorf(psrpc.Unimplemented, "%sAliOSS storage is %v; use S3, GCP, Azure or local storage", where, ErrUnimplemented)
+}

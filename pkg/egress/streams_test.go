@@ -145,3 +145,17 @@ func TestDrainErr(t *testing.T) {
 		t.Fatal("an error with nothing recorded was dropped")
 	}
 }
+
+// TestStreamTarget: the shorthand schemes the README lists resolve to the services' ingest URLs.
+func TestStreamTarget(t *testing.T) {
+	for in, want := range map[string]string{
+		"mux://abc123":            "rtmps://global-live.mux.com:443/app/abc123",
+		"twitch://live_987":       "rtmp://live.twitch.tv/app/live_987",
+		" rtmp://h/app/k ":        "rtmp://h/app/k",
+		"srt://h:9000?streamid=x": "srt://h:9000?streamid=x",
+	} {
+		if got := streamTarget(in); got != want {
+			t.Errorf("streamTarget(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -74,17 +74,8 @@ func fileOutput(raw *rpc.StartEgressRequest) *livekit.DirectFileOutput {
 		return nil
 	}
 	e := outs[0]
-	d := &livekit.DirectFileOutput{Filepath: e.GetFilepath(), DisableManifest: e.GetDisableManifest()}
-	switch o := e.Output.(type) {
-	case *livekit.EncodedFileOutput_S3:
-		d.Output = &livekit.DirectFileOutput_S3{S3: o.S3}
-	case *livekit.EncodedFileOutput_Gcp:
-		d.Output = &livekit.DirectFileOutput_Gcp{Gcp: o.Gcp}
-	case *livekit.EncodedFileOutput_Azure:
-		d.Output = &livekit.DirectFileOutput_Azure{Azure: o.Azure}
-	case *livekit.EncodedFileOutput_AliOSS:
-		d.Output = &livekit.DirectFileOutput_AliOSS{AliOSS: o.AliOSS}
-	}
+	d := storageOf(e.GetS3(), e.GetGcp(), e.GetAzure(), e.GetAliOSS())
+	d.Filepath, d.DisableManifest = e.GetFilepath(), e.GetDisableManifest()
 	return d
 }
 
