@@ -18,8 +18,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"github.com/mediaworker/mediaworker/pkg/container"
-	"github.com/mediaworker/mediaworker/test/mediatest"
 	"github.com/mediaworker/mediaworker/pkg/upload"
+	"github.com/mediaworker/mediaworker/test/mediatest"
 )
 
 // segTestOffset is the pipeline running time of the test media's first sample: the output counts
