@@ -162,13 +162,13 @@ func baseName(what, name string) error {
 	return nil
 }
 
-// WriteVideo writes one H.264 access unit (Annex-B) with its media times. It is a key frame if
-// key is set or it holds an IDR slice; key frames carry SPS and PPS in-band.
+// WriteVideo writes one H.264 access unit (Annex-B) with its media times; key says whether it is
+// a key frame (the encoder taps know: container.H264Keyframe), which carries SPS and PPS in-band.
+// Segments are cut only at key frames.
 func (s *Segmenter) WriteVideo(au []byte, pts, dts time.Duration, key bool) error {
 	if err := s.usable(s.c.Video, "video"); err != nil {
 		return err
 	}
-	key = key || container.H264Keyframe(au)
 	if err := s.cutAt(pts, key); err != nil || s.cur == nil {
 		return err
 	}
