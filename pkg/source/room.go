@@ -39,10 +39,8 @@ type Room struct {
 	room *lksdk.Room
 
 	ending
-	mu       sync.Mutex // guards active, speakers, speaker
-	active   map[string]bool
-	speakers []lksdk.Participant // the server's active speakers, loudest first
-	speaker  string              // the video track last reported to OnSpeaker
+	mu     sync.Mutex // guards active
+	active map[string]bool
 }
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
@@ -62,9 +60,6 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		r.active[id] = true
 		r.mu.Unlock()
 		p.Log.Info("composing track", "track_id", id, "kind", kind, "participant", rp.Identity(), "mime", tr.Codec().MimeType)
-		if kind == "video" {
-			r.applySpeakers() // the speaker's camera may arrive after the server named them
-		}
 		go func() {
 			readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(id, f) })
 			r.gone(id)
@@ -80,10 +75,18 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		}
 	}
 	cb.OnActiveSpeakersChanged = func(speakers []lksdk.Participant) {
-		r.mu.Lock()
-		r.speakers = speakers
-		r.mu.Unlock()
-		r.applySpeakers()
+		for _, sp := range speakers {
+			rp, ok := sp.(*lksdk.RemoteParticipant)
+			if !ok {
+				continue
+			}
+			for _, tp := range rp.TrackPublications() {
+				if tp.Kind() == lksdk.TrackKindVideo && r.isActive(tp.SID()) {
+					p.OnSpeaker(tp.SID())
+					return
+				}
+			}
+		}
 	}
 	cb.OnTrackUnsubscribed = func(_ *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		r.gone(pub.SID())
@@ -95,47 +98,7 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		return nil, fmt.Errorf("%w at %s: %v", ErrJoin, p.WsURL, err)
 	}
 	r.room = room
-	// Whoever already speaks when the recorder joins is reported only in the join state.
-	r.mu.Lock()
-	if r.speakers == nil {
-		r.speakers = room.ActiveSpeakers()
-	}
-	r.mu.Unlock()
-	r.applySpeakers()
 	return r, nil
-}
-
-// applySpeakers reports the video track of the loudest active speaker whose camera is composed,
-// when it changed.
-func (r *Room) applySpeakers() {
-	if r.p.OnSpeaker == nil {
-		return
-	}
-	r.mu.Lock()
-	found := ""
-	for _, sp := range r.speakers {
-		rp, ok := sp.(*lksdk.RemoteParticipant)
-		if !ok {
-			continue
-		}
-		for _, tp := range rp.TrackPublications() {
-			if tp.Kind() == lksdk.TrackKindVideo && r.active[tp.SID()] {
-				found = tp.SID()
-				break
-			}
-		}
-		if found != "" {
-			break
-		}
-	}
-	changed := found != "" && found != r.speaker
-	if changed {
-		r.speaker = found
-	}
-	r.mu.Unlock()
-	if changed {
-		r.p.OnSpeaker(found)
-	}
 }
 
 func (r *Room) wanted(kind string, src livekit.TrackSource) bool {
@@ -143,6 +106,12 @@ func (r *Room) wanted(kind string, src livekit.TrackSource) bool {
 		return r.p.Audio
 	}
 	return r.p.Video && src != livekit.TrackSource_SCREEN_SHARE_AUDIO && !strings.EqualFold(kind, "data")
+}
+
+func (r *Room) isActive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active[id]
 }
 
 func (r *Room) gone(id string) {
