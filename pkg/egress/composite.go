@@ -141,6 +141,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		return err
 	}
 	defer room.Close()
+	comp.OnTileSizes(func(id string, s pipeline.TileSize) { room.SetVideoSize(id, s.W, s.H) })
 	defer rec.dropJournal()
 	// The canvas is recorded from the start, participants or not: the egress is ACTIVE now.
 	start := time.Now()

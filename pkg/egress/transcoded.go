@@ -71,7 +71,8 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 	defer cancel()
 	sub, media, err := source.SubscribeParticipant(subCtx, source.ParticipantParams{
 		WsURL: conf.WsURL, Token: token, Identity: sel.identity, ScreenShare: sel.screenShare, TrackIDs: sel.trackIDs,
-		Wait: conf.Timeouts.TrackWait, Log: rec.log,
+		VideoSize: [2]int{int(enc.Width), int(enc.Height)},
+		Wait:      conf.Timeouts.TrackWait, Log: rec.log,
 		OnFrame: func(kind, id string, f source.Frame) {
 			frames <- roomFrame{kind: kind, trackID: id, f: f, at: time.Now()}
 		},

@@ -44,12 +44,17 @@ type Composer struct {
 	comp *gst.Element
 	amix *gst.Element
 
-	mu      sync.Mutex // guards inputs, order, layout, speaker
+	mu      sync.Mutex // guards inputs, order, layout, speaker, sizes, onSize
 	inputs  map[string]*input
 	order   []string // video inputs in tile order
 	layout  string   // "grid" (default), "speaker" or "single-speaker"
 	speaker string   // video input of the active speaker, "" = the first
+	sizes   map[string]TileSize
+	onSize  func(id string, size TileSize)
 }
+
+// TileSize is the size a video input is drawn at; zero when it is hidden or muted.
+type TileSize struct{ W, H int }
 
 // Layouts the composer draws.
 const (
@@ -71,9 +76,9 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	var b stringsBuilder
 	if !plan.AudioOnly {
 		b.f(`videotestsrc is-live=true pattern=solid-color foreground-color=%d
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! compositor name=comp background=black latency=100000000
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! queue ! %s `,
-			plan.Background, plan.Width, plan.Height, plan.Framerate, plan.Width, plan.Height, plan.Framerate,
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! compositor name=comp background=black latency=100000000
+			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! queue ! %s `,
+			plan.Background, plan.Width, plan.Height, plan.Framerate, canvasColor, plan.Width, plan.Height, plan.Framerate, canvasColor,
 			videoEncoder(plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile, len(plan.Images) > 0, plan.Output != "" || plan.Taps != nil))
 	}
 	if !plan.VideoOnly {
@@ -98,7 +103,7 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 		_ = g.finish(time.Second)
 		return nil, fmt.Errorf("%w: the composite did not start", ErrPipeline)
 	}
-	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}, layout: plan.Layout}
+	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}, layout: plan.Layout, sizes: map[string]TileSize{}}
 	if !plan.AudioOnly {
 		c.comp, _ = g.pipeline.GetElementByName("comp")
 	}
@@ -107,6 +112,13 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	}
 	return c, nil
 }
+
+// canvasColor is the colorimetry of the canvas and of every input. WebRTC video says nothing about
+// its colours, and GStreamer guesses by size (BT.601 below 720 lines, BT.709 above, chroma sited
+// differently from the test source): inputs that differ from the canvas were converted pixel by
+// pixel, ≈ 0.06 core per 640x360 input. The inputs are labelled as the canvas instead (capssetter,
+// no pixel touched), which is what a browser does when it draws them.
+const canvasColor = "colorimetry=bt709,chroma-site=mpeg2"
 
 // AddVideo adds a video input (codec "h264", "vp8" or "vp9") and re-tiles.
 func (c *Composer) AddVideo(id, codec string) error {
@@ -118,17 +130,17 @@ func (c *Composer) AddVideo(id, codec string) error {
 		return err
 	}
 	in, err := c.addBranch(c.comp, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=true caps="%s"
-		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420`, caps, dec))
+		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
+		! capssetter join=true caps="video/x-raw,%s"`, caps, dec, canvasColor))
 	if err != nil {
 		return err
 	}
 	in.video = true
 	in.pad.SetArg("sizing-policy", "keep-aspect-ratio")
-	c.mu.Lock()
-	c.inputs[id] = in
-	c.order = append(c.order, id)
-	c.layoutLocked()
-	c.mu.Unlock()
+	c.relayout(func() {
+		c.inputs[id] = in
+		c.order = append(c.order, id)
+	})
 	return nil
 }
 
@@ -186,17 +198,18 @@ func (c *Composer) Push(id string, data []byte) error {
 
 // Remove takes input id out of the picture or the mix and re-tiles.
 func (c *Composer) Remove(id string) {
-	c.mu.Lock()
-	in := c.inputs[id]
-	delete(c.inputs, id)
-	for i, o := range c.order {
-		if o == id {
-			c.order = append(c.order[:i], c.order[i+1:]...)
-			break
+	var in *input
+	c.relayout(func() {
+		in = c.inputs[id]
+		delete(c.inputs, id)
+		delete(c.sizes, id)
+		for i, o := range c.order {
+			if o == id {
+				c.order = append(c.order[:i], c.order[i+1:]...)
+				break
+			}
 		}
-	}
-	c.layoutLocked()
-	c.mu.Unlock()
+	})
 	if in == nil {
 		return
 	}
@@ -213,29 +226,70 @@ func (c *Composer) Remove(id string) {
 
 // SetLayout switches the layout while recording (UpdateLayout); unknown names keep the grid.
 func (c *Composer) SetLayout(layout string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.layout = layout
-	c.layoutLocked()
+	c.relayout(func() { c.layout = layout })
 }
 
 // SetSpeaker marks the active speaker's video input (speaker layouts put it large).
 func (c *Composer) SetSpeaker(id string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.speaker != id {
-		c.speaker = id
-		c.layoutLocked()
+	same := c.speaker == id
+	c.mu.Unlock()
+	if !same {
+		c.relayout(func() { c.speaker = id })
 	}
 }
 
 // SetMuted shows a muted video input as an empty (background) tile.
 func (c *Composer) SetMuted(id string, muted bool) {
+	c.relayout(func() {
+		if in := c.inputs[id]; in != nil && in.video {
+			in.muted = muted
+		}
+	})
+}
+
+// OnTileSizes calls fn with every video input's tile size now and whenever it changes (zero for
+// a hidden or muted input), so that the room can ask the SFU for the simulcast layer that fits the
+// tile: a 640x360 tile decodes a 640x360 layer instead of scaling down a 1280x720 one.
+func (c *Composer) OnTileSizes(fn func(id string, size TileSize)) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if in := c.inputs[id]; in != nil && in.video {
-		in.muted = muted
-		c.layoutLocked()
+	c.onSize = fn
+	now := make(map[string]TileSize, len(c.sizes))
+	for id, s := range c.sizes {
+		now[id] = s
+	}
+	c.mu.Unlock()
+	for id, s := range now {
+		fn(id, s)
+	}
+}
+
+// relayout changes the composer's state with change, re-tiles, and reports the tile sizes that
+// changed (outside the lock: the callback talks to the SFU).
+func (c *Composer) relayout(change func()) {
+	c.mu.Lock()
+	change()
+	place := c.layoutLocked()
+	var changed map[string]TileSize
+	for _, id := range c.order {
+		size := TileSize{}
+		if t, shown := place[id]; shown && !c.inputs[id].muted {
+			size = TileSize{t.w, t.h}
+		}
+		if old, ok := c.sizes[id]; !ok || old != size {
+			c.sizes[id] = size
+			if changed == nil {
+				changed = map[string]TileSize{}
+			}
+			changed[id] = size
+		}
+	}
+	fn := c.onSize
+	c.mu.Unlock()
+	if fn != nil {
+		for id, s := range changed {
+			fn(id, s)
+		}
 	}
 }
 
@@ -285,7 +339,7 @@ func layoutTiles(layout string, order []string, speaker string, W, H int) map[st
 // layoutLocked places every video input per the layout: grid tiles all in join order; speaker puts
 // the active speaker (else the first) large on the left and the others in a strip on the right;
 // single-speaker shows the speaker alone.
-func (c *Composer) layoutLocked() {
+func (c *Composer) layoutLocked() map[string]tile {
 	place := layoutTiles(c.layout, c.order, c.speaker, c.plan.Width, c.plan.Height)
 	for _, id := range c.order {
 		in := c.inputs[id]
@@ -302,6 +356,7 @@ func (c *Composer) layoutLocked() {
 			in.pad.SetArg("height", strconv.Itoa(t.h))
 		}
 	}
+	return place
 }
 
 // Close ends the composite and finalises the file.

@@ -19,6 +19,9 @@ type ParticipantParams struct {
 	ScreenShare bool
 	// TrackIDs, when set, select these tracks (of any participants) instead of Identity's media.
 	TrackIDs []string
+	// VideoSize is the size the video is recorded at: of a simulcast camera, the SFU sends the
+	// layer that fits it (a 640x360 recording does not decode the 1280x720 layer). Zero: the best.
+	VideoSize [2]int
 	// Wait is how long to wait for the participant to join and publish.
 	Wait time.Duration
 	Log  *slog.Logger
@@ -64,6 +67,9 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 		}
 		kind, id := string(pub.Kind()), pub.SID()
 		p.Log.Info("recording participant track", "track_id", id, "kind", kind, "mime", tr.Codec().MimeType)
+		if kind == "video" && p.VideoSize[0] > 0 {
+			requestSize(pub, p.VideoSize)
+		}
 		go readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, f) })
 	}
 	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {

@@ -39,13 +39,15 @@ type Room struct {
 	room *lksdk.Room
 
 	ending
-	mu     sync.Mutex // guards active
+	mu     sync.Mutex // guards active, pubs, sizes
 	active map[string]bool
+	pubs   map[string]*lksdk.RemoteTrackPublication // video tracks composed
+	sizes  map[string][2]int                        // the size each video track is drawn at
 }
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
 func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
-	r := &Room{p: p, ending: newEnding(), active: map[string]bool{}}
+	r := &Room{p: p, ending: newEnding(), active: map[string]bool{}, pubs: map[string]*lksdk.RemoteTrackPublication{}, sizes: map[string][2]int{}}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = func(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
 		kind := string(pub.Kind())
@@ -58,7 +60,14 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		}
 		r.mu.Lock()
 		r.active[id] = true
+		size, sized := r.sizes[id]
+		if kind == "video" {
+			r.pubs[id] = pub
+		}
 		r.mu.Unlock()
+		if sized && kind == "video" {
+			requestSize(pub, size)
+		}
 		p.Log.Info("composing track", "track_id", id, "kind", kind, "participant", rp.Identity(), "mime", tr.Codec().MimeType)
 		go func() {
 			readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(id, f) })
@@ -108,6 +117,44 @@ func (r *Room) wanted(kind string, src livekit.TrackSource) bool {
 	return r.p.Video && src != livekit.TrackSource_SCREEN_SHARE_AUDIO && !strings.EqualFold(kind, "data")
 }
 
+// SetVideoSize says video track id is drawn at w×h (0×0: hidden). The SFU is asked for the
+// simulcast layer that fits, so a small tile does not decode and scale down a large layer.
+func (r *Room) SetVideoSize(id string, w, h int) {
+	r.mu.Lock()
+	r.sizes[id] = [2]int{w, h}
+	pub := r.pubs[id]
+	r.mu.Unlock()
+	r.p.Log.Debug("video tile size", "track_id", id, "width", w, "height", h, "subscribed", pub != nil)
+	if pub != nil {
+		requestSize(pub, [2]int{w, h})
+	}
+}
+
+// requestSize asks for the layer of pub that fits size; a hidden track gets the lowest layer
+// (not paused: it shows again without waiting for a keyframe request). The picture keeps its
+// aspect ratio inside the area, so a 640x360 camera in a 640x720 grid tile asks for 640x360.
+func requestSize(pub *lksdk.RemoteTrackPublication, size [2]int) {
+	w, h := size[0], size[1]
+	if w <= 0 || h <= 0 {
+		_ = pub.SetVideoQuality(livekit.VideoQuality_LOW)
+		pub.SetVideoDimensions(0, 0)
+		return
+	}
+	w, h = fitAspect(w, h, int(pub.TrackInfo().GetWidth()), int(pub.TrackInfo().GetHeight()))
+	pub.SetVideoDimensions(uint32(w), uint32(h))
+}
+
+// fitAspect is the largest picture of aspect srcW:srcH that fits in w×h (w×h when unknown).
+func fitAspect(w, h, srcW, srcH int) (int, int) {
+	if srcW <= 0 || srcH <= 0 {
+		return w, h
+	}
+	if w*srcH <= h*srcW {
+		return w, w * srcH / srcW
+	}
+	return h * srcW / srcH, h
+}
+
 func (r *Room) isActive(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,6 +165,8 @@ func (r *Room) gone(id string) {
 	r.mu.Lock()
 	was := r.active[id]
 	delete(r.active, id)
+	delete(r.pubs, id)
+	delete(r.sizes, id)
 	r.mu.Unlock()
 	if was {
 		r.p.OnGone(id)

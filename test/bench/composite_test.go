@@ -14,16 +14,31 @@ import (
 	"github.com/mediaworker/mediaworker/test/stack"
 )
 
-// BenchmarkRoomComposite composes two 1280x720 30 fps publishers (H.264 + Opus each) into the
-// default 720p30 grid and measures the job's CPU and memory over 20 s.
+// BenchmarkRoomComposite composes two 1280x720 30 fps publishers (H.264 + Opus each, one layer)
+// into the default 720p30 grid and measures the job's CPU and memory over 20 s, then several at once.
 func BenchmarkRoomComposite(b *testing.B) {
+	benchComposite(b, false, []int{3, 5})
+}
+
+// BenchmarkRoomCompositeSimulcast is the same with simulcast cameras (1280x720, 640x360 and
+// 320x180 layers, as browsers publish by default): the grid's 640x360 tiles receive the 640x360
+// layer, so each input decodes a quarter of the pixels and is not scaled.
+func BenchmarkRoomCompositeSimulcast(b *testing.B) {
+	benchComposite(b, true, []int{3, 4})
+}
+
+func benchComposite(b *testing.B, simulcast bool, atOnce []int) {
 	window := 20 * time.Second
 	s := stack.New(b)
-	// composite_cpu_cost at the measured 0.3 so that the at-once part is admitted.
+	// composite_cpu_cost low so that the at-once part is admitted.
 	w := s.StartWorker(b, "worker", "capacity: {composite_cpu_cost: 0.3}\n")
 	s.CreateRoom(b, "cbench")
 	for _, id := range []string{"a", "b"} {
-		s.Publish(b, "cbench", id, stack.Media{Name: "cam", Codec: "h264720", Seconds: 60}, stack.Media{Name: "mic", Codec: "opus", Seconds: 60})
+		s.Publish(b, "cbench", id, stack.Media{Name: "cam", Codec: "h264720", Simulcast: simulcast, Seconds: 90}, stack.Media{Name: "mic", Codec: "opus", Seconds: 90})
+	}
+	publishers := "2 publishers 720p30 (one layer)"
+	if simulcast {
+		publishers = "2 simulcast publishers 720p30 (720p/360p/180p layers)"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -45,7 +60,7 @@ func BenchmarkRoomComposite(b *testing.B) {
 	first := ended(b, s, info.EgressId)
 	cores := (c1 - c0) / window.Seconds()
 	b.ReportMetric(cores, "cores")
-	fmt.Printf("room composite, 2 publishers 720p30 → grid 720p30 MP4 (H.264 3 Mb/s + AAC):\n")
+	fmt.Printf("room composite, %s → grid 720p30 MP4 (H.264 3 Mb/s + AAC):\n", publishers)
 	fmt.Printf("  CPU              %.3f cores (job process)\n", cores)
 	fmt.Printf("  memory           RSS %.1f MB, PSS %.1f MB\n", float64(rss)/1e6, float64(pss)/1e6)
 	fmt.Printf("  start → ACTIVE   %s\n", startLat.Round(time.Millisecond))
@@ -56,7 +71,7 @@ func BenchmarkRoomComposite(b *testing.B) {
 
 	// Several at once, each composing the same two publishers: total CPU, and whether each output
 	// keeps 30 fps over the time it recorded.
-	for _, n := range []int{3, 5} {
+	for _, n := range atOnce {
 		var ids []string
 		for i := range n {
 			info, err := s.Egress().StartRoomCompositeEgress(ctx, &livekit.RoomCompositeEgressRequest{RoomName: "cbench",
@@ -98,6 +113,7 @@ func BenchmarkRoomComposite(b *testing.B) {
 		fmt.Printf("%d room composites at once (same 2 publishers):\n", n)
 		fmt.Printf("  CPU              %.3f cores in all\n", (t1-t0)/window.Seconds())
 		fmt.Printf("  output frames/s  %v (frames in each file / its duration)\n", fps)
+		stack.Eventually(b, 30*time.Second, "composites ended", func() bool { return len(w.Jobs(b)) == 0 })
 	}
 }
 

@@ -148,6 +148,53 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 	}
 }
 
+// TestRoomCompositeSimulcastLayers: with simulcast cameras (as browsers publish them), the
+// composite asks livekit-server for the layer that fits each tile instead of decoding 1280x720 and
+// scaling it down. Each layer of the test cameras is its own colour (1280x720 red, 640x360 green,
+// 320x180 blue), so the recording shows which one was composed: the grid's 640x360 tiles come
+// from the 640x360 layer; after UpdateLayout to "speaker", the 960x720 tile from 1280x720 and the
+// 320x180 strip tile from 320x180.
+func TestRoomCompositeSimulcastLayers(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "sim-room")
+	layers := [3]string{"red", "green", "blue"}
+	s.Publish(t, "sim-room", "a", stack.Media{Name: "cam", Codec: "h264720", Simulcast: true, LayerColors: layers, Seconds: 40})
+	s.Publish(t, "sim-room", "b", stack.Media{Name: "cam", Codec: "h264720", Simulcast: true, LayerColors: layers, Seconds: 40})
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "sim-room", VideoOnly: true,
+		FileOutputs: []*livekit.EncodedFileOutput{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	start := time.Now()
+	time.Sleep(6 * time.Second)
+	if _, err := s.Egress().UpdateLayout(ctx(t), &livekit.UpdateLayoutRequest{EgressId: info.EgressId, Layout: "speaker"}); err != nil {
+		t.Fatalf("UpdateLayout: %v", err)
+	}
+	speaker := time.Since(start).Seconds()
+	time.Sleep(6 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	for _, c := range []struct {
+		what, crop string
+		at         float64
+		want       string
+	}{
+		{"grid, left tile", "640:360:0:180", speaker - 1, "green"},
+		{"grid, right tile", "640:360:640:180", speaker - 1, "green"},
+		{"speaker, large tile", "960:540:0:90", speaker + 5, "red"},
+		{"speaker, strip tile", "320:180:960:0", speaker + 5, "blue"},
+	} {
+		if got := regionColor(t, path, c.at, c.crop); mediatest.ColorOf(got) != c.want {
+			t.Errorf("%s at %.1f s: want the %s layer's colour, got %v", c.what, c.at, c.want, got)
+		}
+	}
+}
+
 // TestRoomCompositeSpeakerFollowsAudio: with the speaker layout, the participant livekit-server
 // names the active speaker (from the audio level each publisher reports in its RTP header
 // extension) fills the large tile; when the other one starts speaking and the first goes quiet,

@@ -30,6 +30,8 @@ func ColorOf(p [3]int) string {
 		return "red"
 	case g > 40 && g > 3*r && g > 3*b:
 		return "green"
+	case b > 60 && b > 3*r && b > 3*g:
+		return "blue"
 	}
 	return "other"
 }

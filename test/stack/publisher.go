@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -27,6 +28,35 @@ type Media struct {
 	// Silent makes an Opus track report the audio level of silence (127 -dBov) in its RTP header
 	// extension instead of the SDK's fixed 15, so livekit-server does not count it as speaking.
 	Silent bool
+	// Simulcast publishes an "h264720" camera as a browser does: three layers, 1280x720 (3 Mb/s),
+	// 640x360 (800 kb/s) and 320x180 (250 kb/s). LayerColors, when set, makes each layer (high,
+	// medium, low) one solid colour, so a recording shows which layer it was made from.
+	Simulcast   bool
+	LayerColors [3]string
+}
+
+// simulcastLayers are the layers of a Simulcast camera, high to low.
+var simulcastLayers = []struct {
+	quality       livekit.VideoQuality
+	width, height int
+	kbps          int
+}{{livekit.VideoQuality_HIGH, 1280, 720, 3000}, {livekit.VideoQuality_MEDIUM, 640, 360, 800}, {livekit.VideoQuality_LOW, 320, 180, 250}}
+
+// makeLayer encodes one simulcast layer of m (H.264 baseline, keyframe every 2 s).
+func makeLayer(dir string, m Media, i int) (string, error) {
+	l := simulcastLayers[i]
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.h264", m.Name, i))
+	src := fmt.Sprintf("testsrc2=size=%dx%d:rate=30", l.width, l.height)
+	if c := m.LayerColors[i]; c != "" {
+		src = fmt.Sprintf("color=c=%s:size=%dx%d:rate=30", c, l.width, l.height)
+	}
+	out, err := exec.Command("ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", src, "-t", fmt.Sprint(m.Seconds), "-c:v", "libx264",
+		"-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "60", "-b:v", fmt.Sprintf("%dk", l.kbps),
+		"-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg %s layer %d: %v\n%s", m.Name, i, err, out)
+	}
+	return path, nil
 }
 
 // MakeMedia encodes m into dir and returns its path and frame duration.
@@ -116,6 +146,10 @@ func (p *Publisher) Add(t testing.TB, media ...Media) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, m := range media {
+		if m.Simulcast {
+			p.addSimulcast(t, dir, m)
+			continue
+		}
 		path, frame := MakeMedia(t, dir, m)
 		done := make(chan struct{})
 		opts := []lksdk.ReaderSampleProviderOption{lksdk.ReaderTrackWithFrameDuration(frame), lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) })}
@@ -144,6 +178,41 @@ func (p *Publisher) Add(t testing.TB, media ...Media) {
 		}
 		p.Tracks[m.Name], p.Finished[m.Name], p.Pubs[m.Name] = pub.SID(), done, pub
 	}
+}
+
+// addSimulcast publishes m's three layers as one simulcast camera track.
+func (p *Publisher) addSimulcast(t testing.TB, dir string, m Media) {
+	t.Helper()
+	done := make(chan struct{})
+	var tracks []*lksdk.LocalTrack
+	paths := make([]string, len(simulcastLayers))
+	errs := make([]error, len(simulcastLayers))
+	var wg sync.WaitGroup
+	for i := range simulcastLayers {
+		wg.Add(1)
+		go func() { defer wg.Done(); paths[i], errs[i] = makeLayer(dir, m, i) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range simulcastLayers {
+		opts := []lksdk.ReaderSampleProviderOption{lksdk.ReaderTrackWithFrameDuration(time.Second / 30),
+			lksdk.ReaderTrackWithSampleOptions(lksdk.WithSimulcast(m.Name, &livekit.VideoLayer{Quality: l.quality, Width: uint32(l.width), Height: uint32(l.height)}))}
+		if i == 0 {
+			opts = append(opts, lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) }))
+		}
+		tr, err := lksdk.NewLocalFileTrack(paths[i], opts...)
+		if err != nil {
+			t.Fatalf("simulcast layer %d of %s: %v", i, m.Name, err)
+		}
+		tracks = append(tracks, tr)
+	}
+	pub, err := p.Room.LocalParticipant.PublishSimulcastTrack(tracks, &lksdk.TrackPublicationOptions{Name: m.Name, Source: livekit.TrackSource_CAMERA})
+	if err != nil {
+		t.Fatalf("publish simulcast %s: %v", m.Name, err)
+	}
+	p.Tracks[m.Name], p.Finished[m.Name], p.Pubs[m.Name] = pub.SID(), done, pub
 }
 
 // Unpublish removes a track from the room.
