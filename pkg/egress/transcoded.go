@@ -19,9 +19,9 @@ import (
 
 // roomFrame is a frame from one of the participant's tracks and when it arrived.
 type roomFrame struct {
-	kind, trackID string
-	f             source.Frame
-	at            time.Time
+	kind, trackID, mime string
+	f                   source.Frame
+	at                  time.Time
 }
 
 // selection is what a transcoding egress records, from its request.
@@ -73,8 +73,8 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		WsURL: conf.WsURL, Token: token, Identity: sel.identity, ScreenShare: sel.screenShare, TrackIDs: sel.trackIDs,
 		VideoSize: [2]int{int(enc.Width), int(enc.Height)},
 		Wait:      conf.Timeouts.TrackWait, Log: rec.log,
-		OnFrame: func(kind, id string, f source.Frame) {
-			frames <- roomFrame{kind: kind, trackID: id, f: f, at: time.Now()}
+		OnFrame: func(kind, id, mime string, f source.Frame) {
+			frames <- roomFrame{kind: kind, trackID: id, mime: mime, f: f, at: time.Now()}
 		},
 	})
 	if err != nil {
@@ -88,7 +88,7 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		return err
 	}
 	defer sub.Close()
-	waitMic := false
+	waitMic, waitCam := false, false
 	switch {
 	case imagesOnly(sel.req):
 		media.Audio = false // stills only: the audio goes nowhere
@@ -97,8 +97,11 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 		// a late microphone is recorded (and every file has the audio track players expect).
 		media.Audio, waitMic = true, true
 		rec.log.Info("no microphone yet: recording silence until one is published")
+	case sel.identity != "" && media.Audio && media.VideoMime == "":
+		// Only a microphone yet: record black until a camera (or screen) is published.
+		waitCam = true
 	}
-	tr, err := rec.openTranscoder(ctx, sel, media, enc)
+	tr, err := rec.openTranscoder(ctx, sel, media, enc, waitCam)
 	if err != nil {
 		return err
 	}
@@ -111,7 +114,10 @@ func (rec *recording) runTranscoded(ctx context.Context) error {
 	return rec.finish(ctx, reason, errors.Join(loopErr, rec.closeTapped(ctx)))
 }
 
-func (rec *recording) openTranscoder(ctx context.Context, sel selection, media source.Media, enc *Encoding) (*pipeline.Transcoder, error) {
+// openTranscoder starts the transcoder and the outputs it feeds. With waitCam (a participant with
+// only a microphone so far) and a container that holds video, the picture is black until a camera
+// is published.
+func (rec *recording) openTranscoder(ctx context.Context, sel selection, media source.Media, enc *Encoding, waitCam bool) (*pipeline.Transcoder, error) {
 	if sel.audioOnly {
 		media.VideoMime = ""
 	}
@@ -129,7 +135,12 @@ func (rec *recording) openTranscoder(ctx context.Context, sel selection, media s
 	if err != nil {
 		return nil, err
 	}
-	taps, keyint, err := rec.startTapped(ctx, sel.req, encodedOutputs{video: plan.VideoIn != "", audio: plan.AudioIn,
+	if waitCam && (container == "" || container == "mp4") {
+		plan.LateVideo = true
+		rec.log.Info("no camera yet: recording black until one is published")
+	}
+	hasVideo := plan.VideoIn != "" || plan.LateVideo
+	taps, keyint, err := rec.startTapped(ctx, sel.req, encodedOutputs{video: hasVideo, audio: plan.AudioIn,
 		audioRate: plan.AudioRate, audioKbps: plan.AudioKbps, framerate: plan.Framerate}, vars)
 	if err != nil {
 		return nil, err
@@ -138,14 +149,14 @@ func (rec *recording) openTranscoder(ctx context.Context, sel selection, media s
 	if keyint > 0 {
 		plan.KeyframeEvery, plan.FixedGOP = keyint, true
 	}
-	if plan.VideoIn != "" {
+	if hasVideo {
 		if plan.Images, err = rec.startImages(ctx, sel.req, plan.Width, plan.Height, vars); err != nil {
 			rec.closeTapped(ctx)
 			return nil, err
 		}
 	}
 
-	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "video", plan.VideoIn, "audio", plan.AudioIn,
+	rec.log.Info("recording", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "video", plan.VideoIn, "late_video", plan.LateVideo, "audio", plan.AudioIn,
 		"size", fmt.Sprintf("%dx%d@%d", plan.Width, plan.Height, plan.Framerate), "video_kbps", plan.VideoKbps)
 	tr, err := pipeline.NewTranscoder(plan)
 	if err != nil {
@@ -203,6 +214,19 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			if rf.kind == "audio" && silence != nil {
 				silence = nil // the microphone arrived
 				rec.log.Info("microphone published: recording it", "track_id", rf.trackID)
+			}
+			if rf.kind == "video" && media.VideoMime == "" && tr.WaitsForVideo() && !skipped["video"] {
+				c, err := codecOf(rf.mime)
+				if err == nil {
+					err = tr.AddVideo(string(c))
+				}
+				if err != nil {
+					skipped["video"] = true
+					rec.log.Warn("the camera published after recording started cannot be recorded", "track_id", rf.trackID, "error", err)
+					continue
+				}
+				media.VideoMime = rf.mime
+				rec.log.Info("camera published: recording it", "track_id", rf.trackID, "mime", rf.mime)
 			}
 			if (rf.kind == "video" && media.VideoMime == "") || (rf.kind == "audio" && !media.Audio) {
 				if !skipped[rf.kind] {

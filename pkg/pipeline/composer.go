@@ -79,7 +79,7 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! compositor name=comp background=black latency=100000000
 			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! queue ! %s `,
 			plan.Background, plan.Width, plan.Height, plan.Framerate, canvasColor, plan.Width, plan.Height, plan.Framerate, canvasColor,
-			videoEncoder(plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile, len(plan.Images) > 0, plan.Output != "" || plan.Taps != nil))
+			videoEncoder(plan.Width, plan.Height, plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile, len(plan.Images) > 0, plan.Output != "" || plan.Taps != nil))
 	}
 	if !plan.VideoOnly {
 		b.f(`audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved
@@ -163,23 +163,11 @@ func (c *Composer) AddAudio(id string, pan float64) error {
 }
 
 func (c *Composer) addBranch(mixer *gst.Element, desc string) (*input, error) {
-	bin, err := gst.NewBinFromString(desc, true)
+	bin, src, pad, err := c.g.addBranch(mixer, desc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: input branch: %v", ErrPipeline, err)
+		return nil, err
 	}
-	srcEl, err := bin.GetElementByName("src")
-	if err != nil {
-		return nil, fmt.Errorf("%w: input branch has no appsrc", ErrPipeline)
-	}
-	if err := c.g.pipeline.Add(bin.Element); err != nil {
-		return nil, fmt.Errorf("%w: add input: %v", ErrPipeline, err)
-	}
-	pad := mixer.GetRequestPad("sink_%u")
-	if ret := bin.GetStaticPad("src").Link(pad); ret != gst.PadLinkOK {
-		return nil, fmt.Errorf("%w: link input: %s", ErrPipeline, ret.String())
-	}
-	bin.SyncStateWithParent()
-	return &input{bin: bin, src: app.SrcFromElement(srcEl), pad: pad}, nil
+	return &input{bin: bin, src: src, pad: pad}, nil
 }
 
 // Push feeds a frame of input id (timestamped on arrival).

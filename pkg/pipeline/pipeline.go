@@ -96,6 +96,28 @@ func (g *graph) watch() {
 	}
 }
 
+// addBranch adds the bin desc (an appsrc named "src" first, one unlinked src pad last) to the
+// running pipeline and links it to a new request pad of mixer (compositor or audiomixer).
+func (g *graph) addBranch(mixer *gst.Element, desc string) (*gst.Bin, *app.Source, *gst.Pad, error) {
+	bin, err := gst.NewBinFromString(desc, true)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: input branch: %v", ErrPipeline, err)
+	}
+	srcEl, err := bin.GetElementByName("src")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: input branch has no appsrc", ErrPipeline)
+	}
+	if err := g.pipeline.Add(bin.Element); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: add input: %v", ErrPipeline, err)
+	}
+	pad := mixer.GetRequestPad("sink_%u")
+	if ret := bin.GetStaticPad("src").Link(pad); ret != gst.PadLinkOK {
+		return nil, nil, nil, fmt.Errorf("%w: link input: %s", ErrPipeline, ret.String())
+	}
+	bin.SyncStateWithParent()
+	return bin, app.SrcFromElement(srcEl), pad, nil
+}
+
 // push feeds one encoded buffer to the appsrc named src.
 func (g *graph) push(src string, data []byte, pts time.Duration) error {
 	buf := gst.NewBufferFromBytes(data)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mediaworker/mediaworker/test/mediatest"
 )
@@ -85,5 +86,70 @@ func TestTranscoderAudioOnly(t *testing.T) {
 				t.Fatalf("duration %v", d)
 			}
 		})
+	}
+}
+
+func TestEncoderThreads(t *testing.T) {
+	for _, c := range []struct{ w, h, fps, want int }{
+		{1280, 720, 30, 1}, {720, 1280, 30, 1}, {640, 360, 30, 1}, {1280, 720, 60, 2},
+		{1920, 1080, 30, 3}, {1920, 1080, 60, 5}, {3840, 2160, 60, 6},
+	} {
+		if got := encoderThreads(c.w, c.h, c.fps); got != c.want {
+			t.Errorf("encoderThreads(%dx%d@%d) = %d, want %d", c.w, c.h, c.fps, got, c.want)
+		}
+	}
+}
+
+// TestTranscoderLateVideo: a camera published after the recording started replaces the black
+// picture from its first frame on, scaled to fit (a 640x360 camera fills the 1280x720 canvas).
+func TestTranscoderLateVideo(t *testing.T) {
+	audio := mediatest.Opus(t, 440, 3)
+	video := mediatest.SolidH264(t, "red", 640, 360, 30, 2)
+	out := filepath.Join(t.TempDir(), "late.mp4")
+	tr, err := NewTranscoder(TranscodePlan{LateVideo: true, AudioIn: true, Width: 1280, Height: 720, Framerate: 30,
+		VideoKbps: 3000, Profile: "main", AudioCodec: "aac", AudioKbps: 128, AudioRate: 48000, Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In real time, as a room delivers them: audio from 0 s, the camera from 1 s.
+	start := time.Now()
+	vi, ai, added := 0, 0, false
+	for vi < len(video) || ai < len(audio) {
+		vpts := time.Second + time.Duration(vi)*time.Second/30
+		if ai >= len(audio) || (vi < len(video) && vpts <= audio[ai].PTS) {
+			time.Sleep(time.Until(start.Add(vpts)))
+			if !added {
+				if err := tr.AddVideo("h264"); err != nil {
+					t.Fatal(err)
+				}
+				added = true
+			}
+			if err := tr.PushVideo(video[vi].Data, vpts); err != nil {
+				t.Fatal(err)
+			}
+			vi++
+		} else {
+			time.Sleep(time.Until(start.Add(audio[ai].PTS)))
+			if err := tr.PushAudio(audio[ai].Data, audio[ai].PTS); err != nil {
+				t.Fatal(err)
+			}
+			ai++
+		}
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
+	if px := mediatest.Pixels(t, out, 0.5); !dark(px[0]) || !dark(px[4]) {
+		t.Fatalf("before the camera: want black, got %v", px)
+	}
+	px := mediatest.Pixels(t, out, 2.2)
+	for _, p := range px {
+		if mediatest.ColorOf(p) != "red" {
+			t.Fatalf("after the camera: want red everywhere (640x360 scaled to fill 1280x720), got %v", px)
+		}
+	}
+	if err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", out, "-f", "null", "-").Run(); err != nil {
+		t.Fatalf("output does not decode cleanly: %v", err)
 	}
 }

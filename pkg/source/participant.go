@@ -26,8 +26,8 @@ type ParticipantParams struct {
 	Wait time.Duration
 	Log  *slog.Logger
 	// OnFrame receives frames of the participant's recorded tracks; each track from its own
-	// goroutine, in order. trackID tells republished tracks apart.
-	OnFrame func(kind, trackID string, f Frame)
+	// goroutine, in order. trackID tells republished tracks apart; mime is the track's codec.
+	OnFrame func(kind, trackID, mime string, f Frame)
 }
 
 // Media is what the participant publishes when recording starts: video mime ("" for none), audio.
@@ -65,12 +65,12 @@ func SubscribeParticipant(ctx context.Context, p ParticipantParams) (*Participan
 		if !s.wanted(pub, rp) {
 			return
 		}
-		kind, id := string(pub.Kind()), pub.SID()
+		kind, id, mime := string(pub.Kind()), pub.SID(), tr.Codec().MimeType
 		p.Log.Info("recording participant track", "track_id", id, "kind", kind, "mime", tr.Codec().MimeType)
 		if kind == "video" && p.VideoSize[0] > 0 {
 			requestSize(pub, p.VideoSize)
 		}
-		go readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, f) })
+		go readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(kind, id, mime, f) })
 	}
 	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
 		s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
+	"github.com/mediaworker/mediaworker/test/mediatest"
 	"github.com/mediaworker/mediaworker/test/stack"
 	"github.com/mediaworker/mediaworker/test/storagetest"
 )
@@ -165,6 +166,57 @@ func TestParticipantLateMicrophone(t *testing.T) {
 	t.Logf("mic published at %.1f s: mean volume %.1f dB before, %.1f dB after", micAt, before, after)
 	if before > -60 || after < -40 {
 		t.Fatalf("want silence before the microphone and a tone after: %.1f dB / %.1f dB", before, after)
+	}
+	if e := stack.DecodeErrors(t, path); e != "" {
+		t.Fatalf("decode: %s", e)
+	}
+}
+
+// TestParticipantLateCamera: a participant who joins with only a microphone and turns their camera
+// on later is recorded as one MP4 with video throughout: black until the camera, then the camera
+// (640x360, scaled to fill 1280x720); the microphone is heard all along.
+func TestParticipantLateCamera(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "latecam-room")
+	p := s.Publish(t, "latecam-room", "cam-late", stack.Media{Name: "mic", Codec: "opus", Seconds: 40})
+	info, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "latecam-room", Identity: "cam-late",
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "latecam.mp4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
+	activeAt := time.Now()
+	time.Sleep(4 * time.Second)
+	p.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
+	camAt := time.Since(activeAt).Seconds()
+	time.Sleep(5 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
+		t.Fatalf("status %s: %s", end.Status, end.Error)
+	}
+	path := end.FileResults[0].Location
+	probe := stack.FFprobe(t, path)
+	if len(probe.Streams) != 2 || probe.Streams[0].CodecName != "h264" || probe.Streams[0].Width != 1280 || probe.Streams[0].Height != 720 ||
+		probe.Streams[1].CodecName != "aac" {
+		t.Fatalf("want H.264 1280x720 + AAC, got %+v", probe.Streams)
+	}
+	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
+	if px := mediatest.Pixels(t, path, camAt-2); !dark(px[0]) || !dark(px[5]) {
+		t.Fatalf("before the camera (%.1f s): want black, got %v", camAt-2, px)
+	}
+	px := mediatest.Pixels(t, path, camAt+3)
+	for _, c := range px {
+		if mediatest.ColorOf(c) != "red" {
+			t.Fatalf("after the camera (%.1f s): want the red camera filling the picture, got %v", camAt+3, px)
+		}
+	}
+	before, after := meanVolume(t, path, 0.5, camAt-1.5), meanVolume(t, path, camAt+1, 2)
+	if before < -40 || after < -40 {
+		t.Fatalf("want the tone before and after the camera: %.1f dB / %.1f dB", before, after)
 	}
 	if e := stack.DecodeErrors(t, path); e != "" {
 		t.Fatalf("decode: %s", e)
