@@ -223,6 +223,32 @@ func TestParticipantLateCamera(t *testing.T) {
 	}
 }
 
+// TestParticipantSimulcastLayer: a participant egress at 640x360 receives the simulcast camera's
+// 640x360 layer (green here) rather than decoding and scaling down the 1280x720 one (red).
+func TestParticipantSimulcastLayer(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "simp-room")
+	s.Publish(t, "simp-room", "sim", stack.Media{Name: "cam", Codec: "h264720", Simulcast: true, LayerColors: [3]string{"red", "green", "blue"}, Seconds: 40})
+	info, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "simp-room", Identity: "sim",
+		Options:     &livekit.ParticipantEgressRequest_Advanced{Advanced: &livekit.EncodingOptions{Width: 640, Height: 360, Framerate: 30, VideoBitrate: 800}},
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "simp.mp4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := stopAfter(t, s, info.EgressId, 6*time.Second)
+	path := end.FileResults[0].Location
+	if p := stack.FFprobe(t, path); len(p.Streams) < 1 || p.Streams[0].Width != 640 || p.Streams[0].Height != 360 {
+		t.Fatalf("want 640x360 video, got %+v", p.Streams)
+	}
+	px := mediatest.Pixels(t, path, 4)
+	for _, c := range px {
+		if mediatest.ColorOf(c) != "green" {
+			t.Fatalf("at 4 s want the 640x360 layer (green) everywhere, got %v", px)
+		}
+	}
+}
+
 // meanVolume is the mean audio volume (dB) of path from start for secs (ffmpeg volumedetect).
 func meanVolume(t *testing.T, path string, start, secs float64) float64 {
 	t.Helper()
