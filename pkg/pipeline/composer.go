@@ -69,6 +69,13 @@ type input struct {
 	pad   *gst.Pad // compositor or audiomixer request pad
 	video bool
 	muted bool
+	drawn *drawn // what the compositor pad was last set to (nil: never)
+}
+
+// drawn is a video input's compositor pad settings.
+type drawn struct {
+	at    tile
+	alpha string
 }
 
 // NewComposer starts the composite with only its background.
@@ -92,8 +99,14 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	if !plan.AudioOnly {
 		imagesTail(&b, plan.Images)
 	}
-	g, err := start(b.String(), nil, imageSinks(plan.Images, plan.Taps.sinks(!plan.AudioOnly, !plan.VideoOnly)))
+	g, err := build(b.String(), nil, imageSinks(plan.Images, plan.Taps.sinks(!plan.AudioOnly, !plan.VideoOnly)))
 	if err != nil {
+		return nil, err
+	}
+	if !plan.AudioOnly {
+		g.monotonic("comp")
+	}
+	if err := g.play(); err != nil {
 		return nil, err
 	}
 	// Wait until PLAYING (the live background sources get there at once): inputs timestamp on
@@ -336,13 +349,25 @@ func (c *Composer) layoutLocked() map[string]tile {
 		if !shown || in.muted {
 			alpha = "0"
 		}
-		in.pad.SetArg("alpha", alpha)
-		if shown {
+		// Pads are only touched when their place changes: a speaker change in the grid, or a
+		// re-layout that leaves a tile where it was, does not reconfigure the compositor.
+		if in.drawn == nil || in.drawn.alpha != alpha {
+			in.pad.SetArg("alpha", alpha)
+		}
+		if shown && (in.drawn == nil || in.drawn.at != t) {
 			in.pad.SetArg("xpos", strconv.Itoa(t.x))
 			in.pad.SetArg("ypos", strconv.Itoa(t.y))
 			in.pad.SetArg("width", strconv.Itoa(t.w))
 			in.pad.SetArg("height", strconv.Itoa(t.h))
 		}
+		d := drawn{alpha: alpha}
+		if in.drawn != nil {
+			d.at = in.drawn.at
+		}
+		if shown {
+			d.at = t
+		}
+		in.drawn = &d
 	}
 	return place
 }

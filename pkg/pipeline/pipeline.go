@@ -42,6 +42,15 @@ type graph struct {
 // start parses desc, finds the appsrcs named srcs, wires each appsink named in sinks to its
 // callback (timestamps in running time) and sets the pipeline playing.
 func start(desc string, srcs []string, sinks map[string]func(data []byte, pts, dur time.Duration)) (*graph, error) {
+	g, err := build(desc, srcs, sinks)
+	if err != nil {
+		return nil, err
+	}
+	return g, g.play()
+}
+
+// build is start without setting the pipeline playing (probes can be added first).
+func build(desc string, srcs []string, sinks map[string]func(data []byte, pts, dur time.Duration)) (*graph, error) {
 	initGst()
 	p, err := gst.NewPipelineFromString(desc)
 	if err != nil {
@@ -62,11 +71,16 @@ func start(desc string, srcs []string, sinks map[string]func(data []byte, pts, d
 		}
 		onSampleRunning(el, fn)
 	}
-	if err := p.SetState(gst.StatePlaying); err != nil {
-		return nil, fmt.Errorf("%w: play: %v", ErrPipeline, err)
+	return g, nil
+}
+
+// play sets a built pipeline playing and starts watching its bus.
+func (g *graph) play() error {
+	if err := g.pipeline.SetState(gst.StatePlaying); err != nil {
+		return fmt.Errorf("%w: play: %v", ErrPipeline, err)
 	}
 	go g.watch()
-	return g, nil
+	return nil
 }
 
 // watch turns bus messages into the single result on done.
@@ -116,6 +130,30 @@ func (g *graph) addBranch(mixer *gst.Element, desc string) (*gst.Bin, *app.Sourc
 	}
 	bin.SyncStateWithParent()
 	return bin, app.SrcFromElement(srcEl), pad, nil
+}
+
+// monotonic drops buffers leaving element name whose timestamp is not after the previous one's.
+// The compositor restarts its output position when it renegotiates as an input joins at the
+// start, and sends a second frame at 0: x264 then gives two frames the same timestamp and mp4mux
+// fails with "Buffer has no PTS" (seen 1 run in 10 of the composer test before this).
+func (g *graph) monotonic(name string) {
+	el, err := g.pipeline.GetElementByName(name)
+	if err != nil {
+		return
+	}
+	last := gst.ClockTimeNone
+	el.GetStaticPad("src").AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		buf := info.GetBuffer()
+		if buf == nil {
+			return gst.PadProbeOK
+		}
+		pts := buf.PresentationTimestamp()
+		if pts == gst.ClockTimeNone || (last != gst.ClockTimeNone && pts <= last) {
+			return gst.PadProbeDrop
+		}
+		last = pts
+		return gst.PadProbeOK
+	})
 }
 
 // push feeds one encoded buffer to the appsrc named src.

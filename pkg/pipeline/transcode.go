@@ -58,8 +58,14 @@ func NewTranscoder(plan TranscodePlan) (*Transcoder, error) {
 	if plan.AudioIn {
 		srcs = append(srcs, "asrc")
 	}
-	g, err := start(desc, srcs, imageSinks(plan.Images, plan.Taps.sinks(plan.hasVideo(), plan.AudioIn)))
+	g, err := build(desc, srcs, imageSinks(plan.Images, plan.Taps.sinks(plan.hasVideo(), plan.AudioIn)))
 	if err != nil {
+		return nil, err
+	}
+	if plan.LateVideo && plan.VideoIn == "" {
+		g.monotonic("comp")
+	}
+	if err := g.play(); err != nil {
 		return nil, err
 	}
 	t := &Transcoder{g: g, plan: plan}
