@@ -39,10 +39,12 @@ type Room struct {
 	room *lksdk.Room
 
 	ending
-	mu     sync.Mutex // guards active, pubs, sizes
-	active map[string]bool
-	pubs   map[string]*lksdk.RemoteTrackPublication // video tracks composed
-	sizes  map[string][2]int                        // the size each video track is drawn at
+	mu       sync.Mutex // guards active, pubs, sizes, speakers, speaker
+	active   map[string]bool
+	pubs     map[string]*lksdk.RemoteTrackPublication // video tracks composed
+	sizes    map[string][2]int                        // the size each video track is drawn at
+	speakers []lksdk.Participant                      // the server's active speakers, loudest first
+	speaker  string                                   // the video track last reported to OnSpeaker
 }
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
@@ -69,6 +71,9 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 			requestSize(pub, size)
 		}
 		p.Log.Info("composing track", "track_id", id, "kind", kind, "participant", rp.Identity(), "mime", tr.Codec().MimeType)
+		if kind == "video" {
+			r.applySpeakers() // the speaker's camera may arrive after the server named them
+		}
 		go func() {
 			readTrack(tr, pub, rp, p.Log, func(f Frame) { p.OnFrame(id, f) })
 			r.gone(id)
@@ -84,18 +89,10 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		}
 	}
 	cb.OnActiveSpeakersChanged = func(speakers []lksdk.Participant) {
-		for _, sp := range speakers {
-			rp, ok := sp.(*lksdk.RemoteParticipant)
-			if !ok {
-				continue
-			}
-			for _, tp := range rp.TrackPublications() {
-				if tp.Kind() == lksdk.TrackKindVideo && r.isActive(tp.SID()) {
-					p.OnSpeaker(tp.SID())
-					return
-				}
-			}
-		}
+		r.mu.Lock()
+		r.speakers = speakers
+		r.mu.Unlock()
+		r.applySpeakers()
 	}
 	cb.OnTrackUnsubscribed = func(_ *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		r.gone(pub.SID())
@@ -107,7 +104,47 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		return nil, fmt.Errorf("%w at %s: %v", ErrJoin, p.WsURL, err)
 	}
 	r.room = room
+	// Whoever already speaks when the recorder joins is reported only in the join state.
+	r.mu.Lock()
+	if r.speakers == nil {
+		r.speakers = room.ActiveSpeakers()
+	}
+	r.mu.Unlock()
+	r.applySpeakers()
 	return r, nil
+}
+
+// applySpeakers reports the video track of the loudest active speaker whose camera is composed,
+// when it changed.
+func (r *Room) applySpeakers() {
+	if r.p.OnSpeaker == nil {
+		return
+	}
+	r.mu.Lock()
+	found := ""
+	for _, sp := range r.speakers {
+		rp, ok := sp.(*lksdk.RemoteParticipant)
+		if !ok {
+			continue
+		}
+		for _, tp := range rp.TrackPublications() {
+			if tp.Kind() == lksdk.TrackKindVideo && r.active[tp.SID()] {
+				found = tp.SID()
+				break
+			}
+		}
+		if found != "" {
+			break
+		}
+	}
+	changed := found != "" && found != r.speaker
+	if changed {
+		r.speaker = found
+	}
+	r.mu.Unlock()
+	if changed {
+		r.p.OnSpeaker(found)
+	}
 }
 
 func (r *Room) wanted(kind string, src livekit.TrackSource) bool {
@@ -155,18 +192,15 @@ func fitAspect(w, h, srcW, srcH int) (int, int) {
 	return h * srcW / srcH, h
 }
 
-func (r *Room) isActive(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.active[id]
-}
-
 func (r *Room) gone(id string) {
 	r.mu.Lock()
 	was := r.active[id]
 	delete(r.active, id)
 	delete(r.pubs, id)
 	delete(r.sizes, id)
+	if r.speaker == id {
+		r.speaker = "" // reported again if they come back
+	}
 	r.mu.Unlock()
 	if was {
 		r.p.OnGone(id)

@@ -239,6 +239,42 @@ func TestRoomCompositeSpeakerFollowsAudio(t *testing.T) {
 	}
 }
 
+// TestRoomCompositeSpeakerBeforeCamera: a participant who is already the active speaker when
+// their camera is published gets the large tile as soon as the camera is composed, without waiting
+// for the server's next speaker change (they keep speaking, so none comes).
+func TestRoomCompositeSpeakerBeforeCamera(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "spk2-room")
+	s.Publish(t, "spk2-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 40},
+		stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 40, Silent: true})
+	red := s.Publish(t, "spk2-room", "red", stack.Media{Name: "mic", Codec: "opus", Seconds: 40}) // speaking
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "spk2-room", Layout: "speaker",
+		FileOutputs: []*livekit.EncodedFileOutput{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
+	start := time.Now()
+	time.Sleep(3 * time.Second)
+	red.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
+	camAt := time.Since(start).Seconds()
+	time.Sleep(5 * time.Second)
+	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	path := end.FileResults[0].Location
+	if large := regionColor(t, path, camAt-1, "960:540:0:90"); mediatest.ColorOf(large) != "green" {
+		t.Fatalf("before red's camera (%.1f s): want green large (the only camera), got %v", camAt-1, large)
+	}
+	at := camAt + 3.5
+	large, strip := regionColor(t, path, at, "960:540:0:90"), regionColor(t, path, at, "320:180:960:0")
+	if mediatest.ColorOf(large) != "red" || mediatest.ColorOf(strip) != "green" {
+		t.Fatalf("at %.1f s want red (the speaker) large and green in the strip, got %v large, %v in the strip", at, large, strip)
+	}
+}
+
 // regionColor is the mean RGB of the crop "w:h:x:y" of the frame at sec (converted to RGB before
 // averaging, so that 4:2:0 chroma does not bleed in from outside the region).
 func regionColor(t *testing.T, path string, sec float64, crop string) [3]int {
