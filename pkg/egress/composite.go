@@ -146,15 +146,16 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	// The canvas is recorded from the start, participants or not: the egress is ACTIVE now.
 	start := time.Now()
 	rec.counted(source.Frame{})
-	reason, err := rec.compose(ctx, room, start)
+	reason, err := rec.compose(ctx, room, comp.Failed(), start)
 	endAt := time.Now()
 	room.Close()
 	closeErr := rec.drainErr(comp.Close(), endAt)
 	return rec.finish(ctx, reason, errors.Join(err, closeErr, rec.closeTapped(ctx)))
 }
 
-// compose waits for the end while keeping the journal and duration current.
-func (rec *recording) compose(ctx context.Context, room *source.Room, start time.Time) (string, error) {
+// compose waits for the end while keeping the journal and duration current; a pipeline error
+// (failed) ends it at once.
+func (rec *recording) compose(ctx context.Context, room *source.Room, failed <-chan struct{}, start time.Time) (string, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -182,6 +183,10 @@ func (rec *recording) compose(ctx context.Context, room *source.Room, start time
 			if int(rec.lastPTS.Seconds())%30 == 0 {
 				rec.logProgress()
 			}
+		case <-failed:
+			rec.lastPTS = time.Since(start)
+			rec.broke = true
+			return livekit.EndReasonFailure, nil // Close returns the pipeline's error
 		case <-room.Done():
 			rec.lastPTS = time.Since(start)
 			return livekit.EndReasonSrcClosed + ": " + room.Reason(), nil

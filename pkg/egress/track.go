@@ -99,6 +99,7 @@ type recording struct {
 	frames   int64
 	stopped  bool // StopEgress or shutdown ended it
 	limited  bool // a configured limit ended it
+	broke    bool // the media pipeline reported an error while recording: it ended the recording
 	firstPTS time.Duration
 	out      *byteCounter
 	fileSize int64 // bytes a pipeline wrote to workPath, as last seen (statFile)

@@ -289,6 +289,9 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 			if reason := rec.updateStream(u); reason != "" {
 				return reason, nil
 			}
+		case <-tr.Failed():
+			rec.broke = true
+			return livekit.EndReasonFailure, nil // Close returns the pipeline's error
 		case <-sub.Done():
 			return livekit.EndReasonSrcClosed + ": " + sub.Reason(), nil
 		case <-rec.env.Stop:
@@ -307,7 +310,7 @@ func (rec *recording) transcode(ctx context.Context, sub *source.Participant, fr
 func (rec *recording) drainErr(err error, endAt time.Time) error {
 	var pe *pipeline.Error
 	atEnd := errors.Is(err, pipeline.ErrDrain) || (errors.As(err, &pe) && pe.At.After(endAt.Add(-time.Second)))
-	if err == nil || rec.frames == 0 || !atEnd {
+	if err == nil || rec.frames == 0 || !atEnd || rec.broke {
 		return err
 	}
 	rec.log.Error("the pipeline failed while draining at the end; everything written before is kept", "error", err)

@@ -372,6 +372,9 @@ func (c *Composer) layoutLocked() map[string]tile {
 	return place
 }
 
+// Failed is closed when the pipeline reports an error while composing (Close returns it).
+func (c *Composer) Failed() <-chan struct{} { return c.g.failed }
+
 // Close ends the composite and finalises the file.
 func (c *Composer) Close() error {
 	if err := c.g.failedEarly(); err != nil {

@@ -85,3 +85,21 @@ func TestLayoutTiles(t *testing.T) {
 		})
 	}
 }
+
+// TestComposerReportsFailure: a write error while composing (here a full disk: /dev/full) is
+// reported at once on Failed, and Close returns it.
+func TestComposerReportsFailure(t *testing.T) {
+	c, err := NewComposer(ComposePlan{Width: 640, Height: 360, Framerate: 30, VideoKbps: 800, Profile: "main",
+		Background: 0xFF000000, AudioCodec: "aac", AudioKbps: 64, AudioRate: 48000, Output: "/dev/full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no failure reported within 10 s of writing to a full disk")
+	}
+	if err := c.Close(); err == nil || !strings.Contains(err.Error(), "space") {
+		t.Fatalf("Close: want the write error (no space left), got %v", err)
+	}
+}

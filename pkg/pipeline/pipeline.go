@@ -34,7 +34,8 @@ func initGst() { initOnce.Do(func() { gst.Init(nil) }) }
 type graph struct {
 	pipeline *gst.Pipeline
 	srcs     map[string]*app.Source
-	done     chan error // receives nil on EOS or the first error, then is closed
+	done     chan error    // receives nil on EOS or the first error, then is closed
+	failed   chan struct{} // closed when the pipeline reports an error
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -56,7 +57,7 @@ func build(desc string, srcs []string, sinks map[string]func(data []byte, pts, d
 	if err != nil {
 		return nil, fmt.Errorf("%w: build %q: %v", ErrPipeline, desc, err)
 	}
-	g := &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}
+	g := &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1), failed: make(chan struct{})}
 	for _, name := range srcs {
 		el, err := p.GetElementByName(name)
 		if err != nil {
@@ -103,6 +104,7 @@ func (g *graph) watch() {
 		if msg.Type() == gst.MessageError {
 			gerr := msg.ParseError()
 			err = &Error{Message: gerr.Error(), Debug: gerr.DebugString(), At: time.Now()}
+			close(g.failed)
 		}
 		g.done <- err
 		close(g.done)

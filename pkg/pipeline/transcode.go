@@ -240,6 +240,9 @@ func (t *Transcoder) PushAudio(data []byte, pts time.Duration) error {
 	return t.g.push("asrc", data, max(0, pts-t.audioLead))
 }
 
+// Failed is closed when the pipeline reports an error while recording (Close returns it).
+func (t *Transcoder) Failed() <-chan struct{} { return t.g.failed }
+
 // Close ends the streams and waits for the file to be finalised.
 func (t *Transcoder) Close() error {
 	if t.plan.LateVideo {
