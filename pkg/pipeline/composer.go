@@ -110,8 +110,7 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 		return nil, err
 	}
 	// Wait until PLAYING (the live background sources get there at once): inputs timestamp on
-	// arrival with the pipeline clock, and a buffer pushed before it runs reaches the muxer
-	// without a timestamp ("Buffer has no PTS").
+	// arrival with the pipeline clock, which a buffer pushed before it runs does not have.
 	if ret, _ := g.pipeline.GetState(gst.StatePlaying, gst.ClockTime(5*time.Second)); ret == gst.StateChangeFailure {
 		_ = g.finish(time.Second)
 		return nil, fmt.Errorf("%w: the composite did not start", ErrPipeline)
