@@ -94,7 +94,7 @@ func NewIngest(plan IngestPlan, h IngestHandler) (*Ingest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: build input: %v", ErrPipeline, err)
 	}
-	in := &Ingest{g: &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1)}, plan: plan, h: h, started: time.Now(), failc: make(chan error, 1), done: make(chan error, 1)}
+	in := &Ingest{g: newGraph(p), plan: plan, h: h, started: time.Now(), failc: make(chan error, 1), done: make(chan error, 1)}
 	dec, err := p.GetElementByName("dec")
 	if err != nil {
 		return nil, fmt.Errorf("%w: no decoder: %v", ErrPipeline, err)

@@ -40,6 +40,11 @@ type graph struct {
 	closed   bool
 }
 
+// newGraph wraps a parsed pipeline.
+func newGraph(p *gst.Pipeline) *graph {
+	return &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1), failed: make(chan struct{})}
+}
+
 // start parses desc, finds the appsrcs named srcs, wires each appsink named in sinks to its
 // callback (timestamps in running time) and sets the pipeline playing.
 func start(desc string, srcs []string, sinks map[string]func(data []byte, pts, dur time.Duration)) (*graph, error) {
@@ -57,7 +62,7 @@ func build(desc string, srcs []string, sinks map[string]func(data []byte, pts, d
 	if err != nil {
 		return nil, fmt.Errorf("%w: build %q: %v", ErrPipeline, desc, err)
 	}
-	g := &graph{pipeline: p, srcs: map[string]*app.Source{}, done: make(chan error, 1), failed: make(chan struct{})}
+	g := newGraph(p)
 	for _, name := range srcs {
 		el, err := p.GetElementByName(name)
 		if err != nil {
