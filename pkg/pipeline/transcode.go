@@ -39,6 +39,9 @@ type TranscodePlan struct {
 //	  → I420 WxH@fps → x264enc (veryfast, short lookahead) → h264parse ─┐
 //	appsrc asrc (Opus) → opusdec → audioconvert → audioresample → audiorate (fills gaps)
 //	  → voaacenc | opusenc ─────────────────────────────────────┴→ mp4mux (fragmented) → filesink
+//
+// With LateVideo (a participant with only a microphone so far) the video starts as a live black
+// videotestsrc into a compositor; AddVideo links the camera's decoder branch into it.
 type Transcoder struct {
 	g         *graph
 	plan      TranscodePlan
