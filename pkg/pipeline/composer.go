@@ -82,10 +82,7 @@ type drawn struct {
 func NewComposer(plan ComposePlan) (*Composer, error) {
 	var b stringsBuilder
 	if !plan.AudioOnly {
-		b.f(`videotestsrc is-live=true pattern=solid-color foreground-color=%d
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! compositor name=comp background=black latency=100000000
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! queue ! %s `,
-			plan.Background, plan.Width, plan.Height, plan.Framerate, canvasColor, plan.Width, plan.Height, plan.Framerate, canvasColor,
+		b.f("%s ! queue ! %s ", canvas("", plan.Background, plan.Width, plan.Height, plan.Framerate, 100*time.Millisecond),
 			videoEncoder(plan.Width, plan.Height, plan.VideoKbps, plan.Framerate, plan.KeyframeEvery, plan.FixedGOP, plan.Profile, len(plan.Images) > 0, plan.Output != "" || plan.Taps != nil))
 	}
 	if !plan.VideoOnly {
@@ -132,6 +129,27 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 // no pixel touched), which is what a browser does when it draws them.
 const canvasColor = "colorimetry=bt709,chroma-site=mpeg2"
 
+// canvas is a live background of colour (0xAARRGGBB) at W×H@fps into a compositor named "comp"
+// that waits latency for its inputs; name names the background source ("" for GStreamer's).
+func canvas(name string, color uint32, w, h, fps int, latency time.Duration) string {
+	named := ""
+	if name != "" {
+		named = "name=" + name
+	}
+	raw := fmt.Sprintf("video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s", w, h, fps, canvasColor)
+	return fmt.Sprintf(`videotestsrc %s is-live=true pattern=solid-color foreground-color=%d ! %s
+		! compositor name=comp background=black latency=%d ! %s`, named, color, raw, latency.Nanoseconds(), raw)
+}
+
+// videoInput is a compositor input branch: an appsrc named "src" of encoded video (caps) and its
+// decoder chain, to I420 labelled with the canvas's colorimetry. With doTimestamp, buffers are
+// timestamped on arrival; else the caller's timestamps are kept.
+func videoInput(caps, decoder string, doTimestamp bool) string {
+	return fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=%t caps="%s"
+		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
+		! capssetter join=true caps="video/x-raw,%s"`, doTimestamp, caps, decoder, canvasColor)
+}
+
 // AddVideo adds a video input (codec "h264", "vp8" or "vp9") and re-tiles.
 func (c *Composer) AddVideo(id, codec string) error {
 	if c.comp == nil {
@@ -141,9 +159,7 @@ func (c *Composer) AddVideo(id, codec string) error {
 	if err != nil {
 		return err
 	}
-	in, err := c.addBranch(c.comp, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=true caps="%s"
-		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
-		! capssetter join=true caps="video/x-raw,%s"`, caps, dec, canvasColor))
+	in, err := c.addBranch(c.comp, videoInput(caps, dec, true))
 	if err != nil {
 		return err
 	}

@@ -94,10 +94,7 @@ func (p TranscodePlan) describe() (string, error) {
 	if p.VideoIn == "" && p.LateVideo {
 		// Black, live, until the camera is added to the compositor (AddVideo). The compositor waits
 		// up to 500 ms for camera frames, which are timestamped by sender reports, not on arrival.
-		b.f(`videotestsrc name=%s is-live=true pattern=solid-color foreground-color=0xFF000000
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! compositor name=comp background=black latency=500000000
-			! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,%s ! queue ! %s `,
-			lateBackground, p.Width, p.Height, p.Framerate, canvasColor, p.Width, p.Height, p.Framerate, canvasColor, encoder)
+		b.f("%s ! queue ! %s ", canvas(lateBackground, 0xFF000000, p.Width, p.Height, p.Framerate, 500*time.Millisecond), encoder)
 	}
 	if p.VideoIn != "" {
 		caps, dec, err := videoDecoder(p.VideoIn)
@@ -216,9 +213,7 @@ func (t *Transcoder) AddVideo(codec string) error {
 	if err != nil {
 		return fmt.Errorf("%w: no compositor for the late video", ErrPipeline)
 	}
-	_, src, pad, err := t.g.addBranch(comp, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=false caps="%s"
-		! queue max-size-time=2000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
-		! capssetter join=true caps="video/x-raw,%s"`, caps, dec, canvasColor))
+	_, src, pad, err := t.g.addBranch(comp, videoInput(caps, dec, false))
 	if err != nil {
 		return err
 	}

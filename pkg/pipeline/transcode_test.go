@@ -139,15 +139,11 @@ func TestTranscoderLateVideo(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
-	if px := mediatest.Pixels(t, out, 0.5); !dark(px[0]) || !dark(px[4]) {
+	if px := mediatest.Pixels(t, out, 0.5); !mediatest.Dark(px[0]) || !mediatest.Dark(px[4]) {
 		t.Fatalf("before the camera: want black, got %v", px)
 	}
-	px := mediatest.Pixels(t, out, 2.2)
-	for _, p := range px {
-		if mediatest.ColorOf(p) != "red" {
-			t.Fatalf("after the camera: want red everywhere (640x360 scaled to fill 1280x720), got %v", px)
-		}
+	if px := mediatest.Pixels(t, out, 2.2); !mediatest.AllColor(px, "red") {
+		t.Fatalf("after the camera: want red everywhere (640x360 scaled to fill 1280x720), got %v", px)
 	}
 	if err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", out, "-f", "null", "-").Run(); err != nil {
 		t.Fatalf("output does not decode cleanly: %v", err)

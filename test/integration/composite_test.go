@@ -33,10 +33,7 @@ func TestRoomCompositeGrid(t *testing.T) {
 	green.Room.Disconnect()
 	leftAt := time.Since(start).Seconds()
 	time.Sleep(4 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	checkWebhookOrder(t, s, info.EgressId, livekit.EgressStatus_EGRESS_COMPLETE)
 	path := end.FileResults[0].Location
 	p := stack.FFprobe(t, path)
@@ -130,10 +127,7 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 	green.Pubs["cam"].SetMuted(true)
 	muted := time.Since(start).Seconds()
 	time.Sleep(3 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	if px := mediatest.Pixels(t, path, 1.5); mediatest.ColorOf(px[4]) == mediatest.ColorOf(px[7]) {
 		t.Fatalf("grid at 1.5 s should show two colours, got %v", px)
@@ -142,8 +136,7 @@ func TestRoomCompositeLayoutAndMute(t *testing.T) {
 		t.Fatalf("single-speaker at %.1f s should show one participant full frame, got %v", single+1.5, px)
 	}
 	px := mediatest.Pixels(t, path, muted+1.5)
-	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
-	if !(mediatest.ColorOf(px[4]) == "red" && dark(px[7])) && !(dark(px[4]) && mediatest.ColorOf(px[7]) == "red") {
+	if !(mediatest.ColorOf(px[4]) == "red" && mediatest.Dark(px[7])) && !(mediatest.Dark(px[4]) && mediatest.ColorOf(px[7]) == "red") {
 		t.Fatalf("with green muted at %.1f s want red beside an empty tile, got %v", muted+1.5, px)
 	}
 }
@@ -174,10 +167,7 @@ func TestRoomCompositeSimulcastLayers(t *testing.T) {
 	}
 	speaker := time.Since(start).Seconds()
 	time.Sleep(6 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	for _, c := range []struct {
 		what, crop string
@@ -222,10 +212,7 @@ func TestRoomCompositeSpeakerFollowsAudio(t *testing.T) {
 	green.SetAudioLevel(t, "mic", 10) // green takes over
 	swap := time.Since(start).Seconds()
 	time.Sleep(6 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	// Large tile: the left three quarters; strip: the right quarter, first tile at the top.
 	for _, c := range []struct {
@@ -260,10 +247,7 @@ func TestRoomCompositeSpeakerBeforeCamera(t *testing.T) {
 	red.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
 	camAt := time.Since(start).Seconds()
 	time.Sleep(5 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	if large := regionColor(t, path, camAt-1, "960:540:0:90"); mediatest.ColorOf(large) != "green" {
 		t.Fatalf("before red's camera (%.1f s): want green large (the only camera), got %v", camAt-1, large)

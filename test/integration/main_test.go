@@ -80,6 +80,12 @@ func stopAfter(t *testing.T, s *stack.Stack, id string, d time.Duration) *liveki
 	t.Helper()
 	waitEvent(t, s, id, "egress_updated", 15*time.Second)
 	time.Sleep(d)
+	return stop(t, s, id)
+}
+
+// stop stops egress id and waits for its end.
+func stop(t *testing.T, s *stack.Stack, id string) *livekit.EgressInfo {
+	t.Helper()
 	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: id}); err != nil {
 		t.Fatalf("StopEgress: %v", err)
 	}

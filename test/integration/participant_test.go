@@ -153,10 +153,7 @@ func TestParticipantLateMicrophone(t *testing.T) {
 	p.Add(t, stack.Media{Name: "mic", Codec: "opus", Seconds: 40})
 	micAt := time.Since(activeAt).Seconds()
 	time.Sleep(5 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	probe := stack.FFprobe(t, path)
 	if len(probe.Streams) != 2 {
@@ -191,10 +188,7 @@ func TestParticipantLateCamera(t *testing.T) {
 	p.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
 	camAt := time.Since(activeAt).Seconds()
 	time.Sleep(5 * time.Second)
-	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: info.EgressId}); err != nil {
-		t.Fatal(err)
-	}
-	end := waitEvent(t, s, info.EgressId, "egress_ended", 30*time.Second)
+	end := stop(t, s, info.EgressId)
 	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE {
 		t.Fatalf("status %s: %s", end.Status, end.Error)
 	}
@@ -204,15 +198,11 @@ func TestParticipantLateCamera(t *testing.T) {
 		probe.Streams[1].CodecName != "aac" {
 		t.Fatalf("want H.264 1280x720 + AAC, got %+v", probe.Streams)
 	}
-	dark := func(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
-	if px := mediatest.Pixels(t, path, camAt-2); !dark(px[0]) || !dark(px[5]) {
+	if px := mediatest.Pixels(t, path, camAt-2); !mediatest.Dark(px[0]) || !mediatest.Dark(px[5]) {
 		t.Fatalf("before the camera (%.1f s): want black, got %v", camAt-2, px)
 	}
-	px := mediatest.Pixels(t, path, camAt+3)
-	for _, c := range px {
-		if mediatest.ColorOf(c) != "red" {
-			t.Fatalf("after the camera (%.1f s): want the red camera filling the picture, got %v", camAt+3, px)
-		}
+	if px := mediatest.Pixels(t, path, camAt+3); !mediatest.AllColor(px, "red") {
+		t.Fatalf("after the camera (%.1f s): want the red camera filling the picture, got %v", camAt+3, px)
 	}
 	before, after := meanVolume(t, path, 0.5, camAt-1.5), meanVolume(t, path, camAt+1, 2)
 	if before < -40 || after < -40 {
@@ -241,11 +231,8 @@ func TestParticipantSimulcastLayer(t *testing.T) {
 	if p := stack.FFprobe(t, path); len(p.Streams) < 1 || p.Streams[0].Width != 640 || p.Streams[0].Height != 360 {
 		t.Fatalf("want 640x360 video, got %+v", p.Streams)
 	}
-	px := mediatest.Pixels(t, path, 4)
-	for _, c := range px {
-		if mediatest.ColorOf(c) != "green" {
-			t.Fatalf("at 4 s want the 640x360 layer (green) everywhere, got %v", px)
-		}
+	if px := mediatest.Pixels(t, path, 4); !mediatest.AllColor(px, "green") {
+		t.Fatalf("at 4 s want the 640x360 layer (green) everywhere, got %v", px)
 	}
 }
 

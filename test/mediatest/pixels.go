@@ -22,7 +22,7 @@ func Pixels(t testing.TB, path string, sec float64) [][3]int {
 	return px
 }
 
-// ColorOf names a pixel "red" or "green" by its dominant channel ("other" if neither). Tiles are
+// ColorOf names a pixel "red", "green" or "blue" by its dominant channel ("other" if none). Tiles are
 // letterboxed, so a downscale mixes in black: channels are compared, not levels.
 func ColorOf(p [3]int) string {
 	switch r, g, b := p[0], p[1], p[2]; {
@@ -34,4 +34,17 @@ func ColorOf(p [3]int) string {
 		return "blue"
 	}
 	return "other"
+}
+
+// Dark says a pixel is black or nearly (an empty tile, the late camera's placeholder).
+func Dark(p [3]int) bool { return p[0] < 30 && p[1] < 30 && p[2] < 30 }
+
+// AllColor says every pixel of px is the named colour (see ColorOf).
+func AllColor(px [][3]int, name string) bool {
+	for _, p := range px {
+		if ColorOf(p) != name {
+			return false
+		}
+	}
+	return true
 }

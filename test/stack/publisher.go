@@ -50,13 +50,21 @@ func makeLayer(dir string, m Media, i int) (string, error) {
 	if c := m.LayerColors[i]; c != "" {
 		src = fmt.Sprintf("color=c=%s:size=%dx%d:rate=30", c, l.width, l.height)
 	}
-	out, err := exec.Command("ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", src, "-t", fmt.Sprint(m.Seconds), "-c:v", "libx264",
-		"-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "60", "-b:v", fmt.Sprintf("%dk", l.kbps),
-		"-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path).CombinedOutput()
+	args := h264Args(src, m.Seconds, 60, path, "-preset", "veryfast", "-b:v", fmt.Sprintf("%dk", l.kbps))
+	out, err := exec.Command("ffmpeg", append([]string{"-y", "-v", "error"}, args...)...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("ffmpeg %s layer %d: %v\n%s", m.Name, i, err, out)
 	}
 	return path, nil
+}
+
+// h264Args are ffmpeg arguments encoding the lavfi source src for seconds to Annex B H.264
+// baseline at path: no B-frames, a keyframe every gop frames exactly; extra go before the output.
+func h264Args(src string, seconds, gop int, path string, extra ...string) []string {
+	args := []string{"-f", "lavfi", "-i", src, "-t", fmt.Sprint(seconds), "-c:v", "libx264", "-profile:v", "baseline",
+		"-pix_fmt", "yuv420p", "-bf", "0", "-g", fmt.Sprint(gop), "-x264-params", "scenecut=0"}
+	args = append(args, extra...)
+	return append(args, "-bsf:v", "h264_mp4toannexb", "-f", "h264", path)
 }
 
 // MakeMedia encodes m into dir and returns its path and frame duration.
@@ -73,12 +81,10 @@ func MakeMedia(t testing.TB, dir string, m Media) (string, time.Duration) {
 		if m.Color != "" {
 			src = "color=c=" + m.Color + ":size=640x360:rate=30"
 		}
-		args = []string{"-f", "lavfi", "-i", src, "-t", dur, "-c:v", "libx264", "-profile:v", "baseline",
-			"-pix_fmt", "yuv420p", "-bf", "0", "-g", "30", "-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path}
+		args = h264Args(src, m.Seconds, 30, path)
 	case "h264720": // 1280x720 30 fps at ≈3 Mb/s, as the official benchmark's publishers
 		path = filepath.Join(dir, m.Name+".h264")
-		args = []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", dur, "-c:v", "libx264", "-profile:v", "baseline",
-			"-pix_fmt", "yuv420p", "-bf", "0", "-g", "60", "-b:v", "3M", "-x264-params", "scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", path}
+		args = h264Args("testsrc2=size=1280x720:rate=30", m.Seconds, 60, path, "-b:v", "3M")
 	case "vp8":
 		path = filepath.Join(dir, m.Name+".ivf")
 		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", dur, "-c:v", "libvpx", "-b:v", "1M", "-g", "30", "-f", "ivf", path}
