@@ -147,7 +147,7 @@ func canvas(name string, color uint32, w, h, fps int, latency time.Duration) str
 func videoInput(caps, decoder string, doTimestamp bool) string {
 	return fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=%t caps="%s"
 		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
-		! capssetter join=true caps="video/x-raw,%s"`, doTimestamp, caps, decoder, canvasColor)
+		! capssetter name=out join=true caps="video/x-raw,%s"`, doTimestamp, caps, decoder, canvasColor)
 }
 
 // AddVideo adds a video input (codec "h264", "vp8" or "vp9") and re-tiles.
@@ -180,7 +180,7 @@ func (c *Composer) AddAudio(id string, pan float64) error {
 	in, err := c.addBranch(c.amix, fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=true
 		caps="audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2"
 		! queue max-size-time=1000000000 ! opusdec plc=true ! audioconvert ! audiopanorama method=simple panorama=%.1f
-		! audioconvert ! audioresample ! capsfilter caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"`, pan))
+		! audioconvert ! audioresample ! capsfilter name=out caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"`, pan))
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ func build(desc string, srcs []string, sinks map[string]func(data []byte, pts, d
 		return nil, fmt.Errorf("%w: build %q: %v", ErrPipeline, desc, err)
 	}
 	g := newGraph(p)
+	pickH264Decoder(p.Bin)
 	for _, name := range srcs {
 		el, err := p.GetElementByName(name)
 		if err != nil {
@@ -117,16 +118,24 @@ func (g *graph) watch() {
 	}
 }
 
-// addBranch adds the bin desc (an appsrc named "src" first, one unlinked src pad last) to the
+// addBranch adds the bin desc (an appsrc named "src" first, an element named "out" last) to the
 // running pipeline and links it to a new request pad of mixer (compositor or audiomixer).
 func (g *graph) addBranch(mixer *gst.Element, desc string) (*gst.Bin, *app.Source, *gst.Pad, error) {
-	bin, err := gst.NewBinFromString(desc, true)
+	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: input branch: %v", ErrPipeline, err)
 	}
+	pickH264Decoder(bin)
 	srcEl, err := bin.GetElementByName("src")
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: input branch has no appsrc", ErrPipeline)
+	}
+	out, err := bin.GetElementByName("out")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: input branch has no output", ErrPipeline)
+	}
+	if !bin.AddPad(gst.NewGhostPad("src", out.GetStaticPad("src")).Pad) {
+		return nil, nil, nil, fmt.Errorf("%w: input branch: no output pad", ErrPipeline)
 	}
 	if err := g.pipeline.Add(bin.Element); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: add input: %v", ErrPipeline, err)

@@ -120,20 +120,6 @@ func (p TranscodePlan) describe() (string, error) {
 	return b.String(), nil
 }
 
-// videoDecoder is the appsrc caps and decoder chain for an encoded video input. The H.264 decoder
-// is single-threaded: frame threads cost memory (one frame pool each) for little at 720p.
-func videoDecoder(codec string) (caps, chain string, err error) {
-	switch codec {
-	case "h264":
-		return "video/x-h264,stream-format=byte-stream,alignment=au", "h264parse ! avdec_h264 max-threads=1", nil
-	case "vp8":
-		return "video/x-vp8", "vp8dec", nil
-	case "vp9":
-		return "video/x-vp9", "vp9dec", nil
-	}
-	return "", "", fmt.Errorf("%w: cannot decode %q", ErrPipeline, codec)
-}
-
 // videoEncoder is the H.264 encoder chain ending in the tee "vtee". Memory is bounded on purpose
 // (see Transcoder). With fixedGOP, scene cuts add no keyframes, so keyframes fall exactly every
 // keyint frames (segment boundaries). With images, the raw video is teed first ("rawtee"); with

@@ -149,3 +149,50 @@ func TestTranscoderLateVideo(t *testing.T) {
 		t.Fatalf("output does not decode cleanly: %v", err)
 	}
 }
+
+// TestH264DecoderByProfile: a Constrained Baseline input is decoded by OpenH264 and a High one by
+// libav (picked from the stream's SPS), and either is transcoded whole and intact.
+func TestH264DecoderByProfile(t *testing.T) {
+	for _, c := range []struct {
+		profile, want, not string
+		file               func(testing.TB, int, int, int, int) (string, []mediatest.Frame)
+	}{
+		{"baseline", "openh264dec", "avdec_h264", mediatest.BaselineH264File},
+		{"high", "avdec_h264", "openh264dec", mediatest.H264File},
+	} {
+		t.Run(c.profile, func(t *testing.T) {
+			src, frames := c.file(t, 640, 360, 30, 2)
+			out := filepath.Join(t.TempDir(), "out.mp4")
+			tr, err := NewTranscoder(TranscodePlan{VideoIn: "h264", Width: 640, Height: 360, Framerate: 30,
+				VideoKbps: 3000, Profile: "main", Output: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range frames {
+				if err := tr.PushVideo(f.Data, f.PTS); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(300 * time.Millisecond) // the decoder is linked when the first SPS is parsed
+			var factories []string
+			els, _ := tr.g.pipeline.GetElementsRecursive()
+			for _, el := range els {
+				factories = append(factories, el.GetFactory().GetName())
+			}
+			if err := tr.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(factories, " "); !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+				t.Fatalf("elements %s: want %s, not %s", got, c.want, c.not)
+			}
+			ssim, err := exec.Command("ffmpeg", "-v", "info", "-i", out, "-i", src, "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-").CombinedOutput()
+			i := strings.Index(string(ssim), "All:")
+			if err != nil || i < 0 {
+				t.Fatalf("ssim: %v %s", err, ssim)
+			}
+			if v, _ := strconv.ParseFloat(strings.Fields(string(ssim)[i+4:])[0], 64); v < 0.95 {
+				t.Fatalf("SSIM %.4f of the transcode against its source, want ≥ 0.95", v)
+			}
+		})
+	}
+}

@@ -56,6 +56,7 @@ func benchComposite(b *testing.B, simulcast bool, atOnce []int) {
 	time.Sleep(window)
 	c1, rss := procStat(pid)
 	pss, _ := memory(pid)
+	printSmaps(pid)
 	_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: info.EgressId})
 	first := ended(b, s, info.EgressId)
 	cores := (c1 - c0) / window.Seconds()

@@ -97,10 +97,7 @@ func BenchmarkRTMPIngress(b *testing.B) {
 		fmt.Printf("  CPU                        %.3f cores (session process)\n", cores)
 		fmt.Printf("  frames at the subscriber   %.1f fps (HIGH layer)\n", fps)
 		fmt.Printf("  memory                     RSS %.1f MB, PSS %.1f MB, private anonymous %.1f MB\n", float64(rss)/1e6, float64(pss)/1e6, float64(anon)/1e6)
-		if os.Getenv("BENCH_SMAPS") != "" {
-			out, _ := exec.Command("sh", "-c", fmt.Sprintf("awk '/^[0-9a-f]+-/{name=$6} /^Rss:/{r[name]+=$2} END{for(n in r) if (r[n]>2000) print r[n], n}' /proc/%d/smaps | sort -rn | head -15", pid)).Output()
-			fmt.Printf("%s", out)
-		}
+		printSmaps(pid)
 		fmt.Printf("  publish → ingress_started  %s\n", toStarted.Round(time.Millisecond))
 		fmt.Printf("  publish → first video RTP  %s (at the subscriber)\n", toMedia.Round(time.Millisecond))
 		obs.Interrupt(b, 10*time.Second)

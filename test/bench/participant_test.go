@@ -42,6 +42,7 @@ func BenchmarkParticipantEgress(b *testing.B) {
 	time.Sleep(window)
 	c1, rss := procStat(pid)
 	pss, _ := memory(pid)
+	printSmaps(pid)
 	_, _ = s.Egress().StopEgress(ctx, &livekit.StopEgressRequest{EgressId: info.EgressId})
 	end := ended(b, s, info.EgressId)
 	cores := (c1 - c0) / window.Seconds()

@@ -44,17 +44,23 @@ func H264File(t testing.TB, w, h, fps, seconds int) (string, []Frame) {
 	return h264(t, fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), fps, seconds)
 }
 
+// BaselineH264File is H264File in the Constrained Baseline profile (what browsers publish over
+// WebRTC); H264File's is High.
+func BaselineH264File(t testing.TB, w, h, fps, seconds int) (string, []Frame) {
+	return h264(t, fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), fps, seconds, "-profile:v", "baseline")
+}
+
 // SolidH264 is H264 of a single colour (an ffmpeg colour name such as "red").
 func SolidH264(t testing.TB, color string, w, h, fps, seconds int) []Frame {
 	_, f := h264(t, fmt.Sprintf("color=c=%s:size=%dx%d:rate=%d", color, w, h, fps), fps, seconds)
 	return f
 }
 
-func h264(t testing.TB, lavfi string, fps, seconds int) (string, []Frame) {
+func h264(t testing.TB, lavfi string, fps, seconds int, extra ...string) (string, []Frame) {
 	p := filepath.Join(t.TempDir(), "v.h264")
-	ffmpeg(t, "-f", "lavfi", "-i", lavfi, "-t", fmt.Sprint(seconds),
-		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", fmt.Sprint(fps), "-x264-params", "aud=1",
-		"-bsf:v", "h264_mp4toannexb", "-f", "h264", p)
+	args := append([]string{"-f", "lavfi", "-i", lavfi, "-t", fmt.Sprint(seconds),
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", fmt.Sprint(fps), "-x264-params", "aud=1"}, extra...)
+	ffmpeg(t, append(args, "-bsf:v", "h264_mp4toannexb", "-f", "h264", p)...)
 	b, _ := os.ReadFile(p)
 	aud := []byte{0, 0, 0, 1, 9}
 	var out []Frame
