@@ -32,8 +32,8 @@ type TranscodePlan struct {
 
 // Transcoder decodes room media and encodes it into one file.
 //
-// Memory is bounded on purpose (measured: docs/benchmarks.md): x264's lookahead is 5 frames with no
-// sync-lookahead (SSIM 0.9949 vs 0.9949 with 10 and sync, ≈ 35 MB less) and the decoder is single-threaded.
+// Memory is bounded on purpose (measured: docs/benchmarks.md): x264's lookahead is short (see
+// lookahead) with no sync-lookahead, and decoders are single-threaded.
 //
 //	appsrc vsrc (H.264/VP8/VP9) → parse/decode → videoconvert → videoscale (letterbox) → videorate
 //	  → I420 WxH@fps → x264enc (veryfast, short lookahead) → h264parse ─┐
@@ -120,6 +120,13 @@ func (p TranscodePlan) describe() (string, error) {
 	return b.String(), nil
 }
 
+// lookahead is x264's rate-control lookahead in frames. Each frame of it holds ≈ 4.2 MB at 720p
+// (the picture, its half-pel planes and lowres copies): 2 frames instead of veryfast's 10 (plus
+// sync-lookahead) keep ≈ 45 MB fewer, and instead of 5 ≈ 13 MB, for an SSIM still above what
+// x264 veryfast with its default lookahead makes of the same source at the same bit rate (0.0000x
+// below 5 frames; 0 frames, which also turns mb-tree off, loses ten times that).
+const lookahead = 2
+
 // videoEncoder is the H.264 encoder chain ending in the tee "vtee". Memory is bounded on purpose
 // (see Transcoder). With fixedGOP, scene cuts add no keyframes, so keyframes fall exactly every
 // keyint frames (segment boundaries). With images, the raw video is teed first ("rawtee"); with
@@ -132,8 +139,8 @@ func videoEncoder(width, height, kbps, framerate, keyint int, fixedGOP bool, pro
 	if fixedGOP {
 		opts += ":scenecut=0"
 	}
-	enc := fmt.Sprintf(`x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=%d rc-lookahead=5 option-string=%s
-		! video/x-h264,profile=%s ! h264parse ! tee name=vtee`, kbps, keyint, encoderThreads(width, height, framerate), opts, profile)
+	enc := fmt.Sprintf(`x264enc speed-preset=veryfast bitrate=%d vbv-buf-capacity=2000 key-int-max=%d bframes=0 threads=%d rc-lookahead=%d option-string=%s
+		! video/x-h264,profile=%s ! h264parse ! tee name=vtee`, kbps, keyint, encoderThreads(width, height, framerate), lookahead, opts, profile)
 	switch {
 	case images && !encode:
 		return "tee name=" + rawTee
