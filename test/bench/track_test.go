@@ -21,12 +21,12 @@ import (
 func TestMain(m *testing.M) { stack.Main(m) }
 
 // printSmaps prints, when BENCH_SMAPS is set, the mappings holding most of a process's RSS (kB,
-// by file; anonymous memory has no name).
+// by file; the Go heap and other anonymous memory apart).
 func printSmaps(pid int) {
 	if os.Getenv("BENCH_SMAPS") == "" {
 		return
 	}
-	out, _ := exec.Command("sh", "-c", fmt.Sprintf(`awk '/^[0-9a-f]+-/{name=$6} /^Rss:/{r[name]+=$2}
+	out, _ := exec.Command("sh", "-c", fmt.Sprintf(`awk '/^[0-9a-f]+-/{name=$6; if (name == "" && $1 ~ /^c0/) name="[go heap]"; if (name == "") name="[anonymous]"} /^Rss:/{r[name]+=$2}
 		END{for(n in r){ if (n ~ /\.so/) {libs+=r[n]; nlibs++} if (r[n]>2000) print r[n], n } print libs, "(" nlibs " shared libraries)"}' /proc/%d/smaps | sort -rn | head -15`, pid)).Output()
 	fmt.Printf("%s", out)
 }
