@@ -109,7 +109,9 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 	// Wait until PLAYING (the live background sources get there at once): inputs timestamp on
 	// arrival with the pipeline clock, which a buffer pushed before it runs does not have.
 	if ret, _ := g.pipeline.GetState(gst.StatePlaying, gst.ClockTime(5*time.Second)); ret == gst.StateChangeFailure {
-		_ = g.finish(time.Second)
+		if err := g.finish(time.Second); err != nil {
+			return nil, fmt.Errorf("the composite did not start: %w", err)
+		}
 		return nil, fmt.Errorf("%w: the composite did not start", ErrPipeline)
 	}
 	c := &Composer{g: g, plan: plan, inputs: map[string]*input{}, layout: plan.Layout, sizes: map[string]TileSize{}}
@@ -397,6 +399,8 @@ func (c *Composer) Close() error {
 		return err
 	}
 	// The live background sources never end by themselves: EOS the whole pipeline.
-	c.g.pipeline.SendEvent(gst.NewEOSEvent())
+	if err := endLive(c.g.pipeline.Element, 10*time.Second); err != nil {
+		return err
+	}
 	return c.g.drain(30*time.Second, 0)
 }

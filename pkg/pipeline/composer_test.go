@@ -1,11 +1,15 @@
 package pipeline
 
 import (
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-gst/go-gst/gst"
 
 	"github.com/mediaworker/mediaworker/test/mediatest"
 )
@@ -101,5 +105,33 @@ func TestComposerReportsFailure(t *testing.T) {
 	}
 	if err := c.Close(); err == nil || !strings.Contains(err.Error(), "space") {
 		t.Fatalf("Close: want the write error (no space left), got %v", err)
+	}
+}
+
+// TestEndLiveGivesUp: a live source whose buffer is held downstream cannot take EOS; endLive
+// reports it after its timeout instead of hanging, and delivers it when the source is free.
+func TestEndLiveGivesUp(t *testing.T) {
+	g, err := build("videotestsrc name=bg is-live=true ! fakesink", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, _ := g.pipeline.GetElementByName("bg")
+	held := make(chan struct{})
+	var once sync.Once
+	probe := bg.GetStaticPad("src").AddProbe(gst.PadProbeTypeBlockDownstream|gst.PadProbeTypeBuffer, func(*gst.Pad, *gst.PadProbeInfo) gst.PadProbeReturn {
+		once.Do(func() { close(held) })
+		return gst.PadProbeOK
+	})
+	if err := g.play(); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	t0 := time.Now()
+	if err := endLive(bg, time.Second); !errors.Is(err, ErrDrain) || time.Since(t0) > 2*time.Second {
+		t.Fatalf("held source: %v after %s", err, time.Since(t0))
+	}
+	bg.GetStaticPad("src").RemoveProbe(probe)
+	if err := g.drain(5*time.Second, 0); err != nil {
+		t.Fatalf("the EOS sent while held did not arrive once the source was free: %v", err)
 	}
 }

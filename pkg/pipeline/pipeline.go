@@ -230,6 +230,26 @@ func (g *graph) drain(timeout, linger time.Duration) error {
 	return err
 }
 
+// endLive sends EOS to el, a pipeline or a live source (they never end by themselves). GStreamer
+// hands it to a source between two buffers, holding el's state lock meanwhile: if something
+// downstream never lets the source's buffer go, neither the EOS nor a state change can get in. After
+// timeout endLive gives up, so that the job ends (and its process exits) instead of hanging; the
+// outputs keep what was written before (MP4 in 1 s fragments). The pipeline is left as it is.
+func endLive(el *gst.Element, timeout time.Duration) error {
+	sent := make(chan struct{})
+	go func() {
+		el.SendEvent(gst.NewEOSEvent())
+		close(sent)
+	}()
+	select {
+	case <-sent:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%w: the pipeline is stuck and did not take the end of the stream within %s; what was written before is kept (%w)",
+			ErrPipeline, timeout, ErrDrain)
+	}
+}
+
 // stop ends the pipeline at once; watch then reports nil if nothing was reported yet.
 func (g *graph) stop() {
 	g.closeMu.Lock()

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/go-gst/go-gst/gst"
 )
 
 // TranscodePlan says what to build: which inputs arrive (encoded, from the room) and how to encode
@@ -239,7 +237,9 @@ func (t *Transcoder) Close() error {
 	if t.plan.LateVideo {
 		// The black source is live and never ends by itself.
 		if bg, err := t.g.pipeline.GetElementByName(lateBackground); err == nil {
-			bg.SendEvent(gst.NewEOSEvent())
+			if err := endLive(bg, 10*time.Second); err != nil {
+				return err
+			}
 		}
 	}
 	return t.g.finish(30 * time.Second)
