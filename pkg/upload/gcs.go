@@ -56,7 +56,7 @@ func NewGCS(ctx context.Context, conf *livekit.GCPUpload) (*GCS, error) {
 		if !strings.Contains(host, "://") {
 			host = "http://" + host
 		}
-		g.base, g.client = strings.TrimSuffix(host, "/"), &http.Client{}
+		g.base, g.client = strings.TrimSuffix(host, "/"), &http.Client{CheckRedirect: answerOnly}
 		return g, nil
 	}
 	var creds *google.Credentials
@@ -70,8 +70,13 @@ func NewGCS(ctx context.Context, conf *livekit.GCPUpload) (*GCS, error) {
 		return nil, fmt.Errorf("%w: gcp credentials: %v (gcp.credentials must be a service account key JSON)", ErrPermanent, err)
 	}
 	g.client = oauth2.NewClient(context.Background(), creds.TokenSource)
+	g.client.CheckRedirect = answerOnly
 	return g, nil
 }
+
+// answerOnly keeps the client from following redirects: a resumable upload's "308 Resume
+// Incomplete" is an answer, not a redirect.
+func answerOnly(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Check reads the bucket's metadata.
 func (g *GCS) Check(ctx context.Context) error {
@@ -130,8 +135,8 @@ func (g *GCS) upload(ctx context.Context, r io.Reader, size int64, key, contentT
 	buf := make([]byte, min(size, gcsChunk))
 	for off := int64(0); ; {
 		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-off)])
-		if err != nil && n == 0 && size > 0 {
-			return fmt.Errorf("%w: read: %v", ErrPermanent, err)
+		if err != nil {
+			return fmt.Errorf("%w: read (did the file change while it was stored?): %v", ErrPermanent, err)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, session, bytes.NewReader(buf[:n]))
 		if err != nil {
