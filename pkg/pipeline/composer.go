@@ -69,12 +69,13 @@ type input struct {
 	pad   *gst.Pad // compositor or audiomixer request pad
 	video bool
 	muted bool
-	drawn *drawn // what the compositor pad was last set to (nil: never)
+	drawn drawn // what the compositor pad was last set to
 }
 
-// drawn is a video input's compositor pad settings.
+// drawn is a video input's compositor pad settings, once set.
 type drawn struct {
-	at    tile
+	set   bool
+	at    tile // where it was last shown
 	alpha string
 }
 
@@ -368,23 +369,17 @@ func (c *Composer) layoutLocked() map[string]tile {
 		}
 		// Pads are only touched when their place changes: a speaker change in the grid, or a
 		// re-layout that leaves a tile where it was, does not reconfigure the compositor.
-		if in.drawn == nil || in.drawn.alpha != alpha {
+		if !in.drawn.set || in.drawn.alpha != alpha {
 			in.pad.SetArg("alpha", alpha)
 		}
-		if shown && (in.drawn == nil || in.drawn.at != t) {
+		if shown && (!in.drawn.set || in.drawn.at != t) {
 			in.pad.SetArg("xpos", strconv.Itoa(t.x))
 			in.pad.SetArg("ypos", strconv.Itoa(t.y))
 			in.pad.SetArg("width", strconv.Itoa(t.w))
 			in.pad.SetArg("height", strconv.Itoa(t.h))
+			in.drawn.at = t
 		}
-		d := drawn{alpha: alpha}
-		if in.drawn != nil {
-			d.at = in.drawn.at
-		}
-		if shown {
-			d.at = t
-		}
-		in.drawn = &d
+		in.drawn.set, in.drawn.alpha = true, alpha
 	}
 	return place
 }

@@ -173,14 +173,13 @@ func TestH264DecoderByProfile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(300 * time.Millisecond) // the decoder is linked when the first SPS is parsed
-			var factories []string
+			if err := tr.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var factories []string // the picked decoder stays in the stopped pipeline
 			els, _ := tr.g.pipeline.GetElementsRecursive()
 			for _, el := range els {
 				factories = append(factories, el.GetFactory().GetName())
-			}
-			if err := tr.Close(); err != nil {
-				t.Fatal(err)
 			}
 			if got := strings.Join(factories, " "); !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
 				t.Fatalf("elements %s: want %s, not %s", got, c.want, c.not)

@@ -176,8 +176,8 @@ func TestRoomCompositeSimulcastLayers(t *testing.T) {
 	}{
 		{"grid, left tile", "640:360:0:180", speaker - 1, "green"},
 		{"grid, right tile", "640:360:640:180", speaker - 1, "green"},
-		{"speaker, large tile", "960:540:0:90", speaker + 5, "red"},
-		{"speaker, strip tile", "320:180:960:0", speaker + 5, "blue"},
+		{"speaker, large tile", speakerLarge, speaker + 5, "red"},
+		{"speaker, strip tile", speakerStrip, speaker + 5, "blue"},
 	} {
 		if got := regionColor(t, path, c.at, c.crop); mediatest.ColorOf(got) != c.want {
 			t.Errorf("%s at %.1f s: want the %s layer's colour, got %v", c.what, c.at, c.want, got)
@@ -197,13 +197,7 @@ func TestRoomCompositeSpeakerFollowsAudio(t *testing.T) {
 		stack.Media{Name: "mic", Codec: "opus", Seconds: 40, Silent: true})
 	green := s.Publish(t, "spk-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 40},
 		stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 40, Silent: true})
-	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "spk-room", Layout: "speaker",
-		FileOutputs: []*livekit.EncodedFileOutput{{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	start := time.Now()
+	id, start := startSpeakerComposite(t, s, "spk-room")
 	time.Sleep(2 * time.Second)
 	red.SetAudioLevel(t, "mic", 10) // red starts speaking
 	first := time.Since(start).Seconds()
@@ -212,14 +206,12 @@ func TestRoomCompositeSpeakerFollowsAudio(t *testing.T) {
 	green.SetAudioLevel(t, "mic", 10) // green takes over
 	swap := time.Since(start).Seconds()
 	time.Sleep(6 * time.Second)
-	end := stop(t, s, info.EgressId)
-	path := end.FileResults[0].Location
-	// Large tile: the left three quarters; strip: the right quarter, first tile at the top.
+	path := stop(t, s, id).FileResults[0].Location
 	for _, c := range []struct {
 		at             float64
 		large, inStrip string
 	}{{first + 4, "red", "green"}, {swap + 4, "green", "red"}} {
-		large, strip := regionColor(t, path, c.at, "960:540:0:90"), regionColor(t, path, c.at, "320:180:960:0")
+		large, strip := speakerTiles(t, path, c.at)
 		if mediatest.ColorOf(large) != c.large || mediatest.ColorOf(strip) != c.inStrip {
 			t.Fatalf("at %.1f s want %s large and %s in the strip, got %v large, %v in the strip", c.at, c.large, c.inStrip, large, strip)
 		}
@@ -236,27 +228,46 @@ func TestRoomCompositeSpeakerBeforeCamera(t *testing.T) {
 	s.Publish(t, "spk2-room", "green", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 40},
 		stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 40, Silent: true})
 	red := s.Publish(t, "spk2-room", "red", stack.Media{Name: "mic", Codec: "opus", Seconds: 40}) // speaking
-	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "spk2-room", Layout: "speaker",
+	id, start := startSpeakerComposite(t, s, "spk2-room")
+	time.Sleep(3 * time.Second)
+	red.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
+	camAt := time.Since(start).Seconds()
+	time.Sleep(5 * time.Second)
+	path := stop(t, s, id).FileResults[0].Location
+	if large, _ := speakerTiles(t, path, camAt-1); mediatest.ColorOf(large) != "green" {
+		t.Fatalf("before red's camera (%.1f s): want green large (the only camera), got %v", camAt-1, large)
+	}
+	at := camAt + 3.5
+	large, strip := speakerTiles(t, path, at)
+	if mediatest.ColorOf(large) != "red" || mediatest.ColorOf(strip) != "green" {
+		t.Fatalf("at %.1f s want red (the speaker) large and green in the strip, got %v large, %v in the strip", at, large, strip)
+	}
+}
+
+// startSpeakerComposite starts a speaker-layout room composite of room to a file and waits until it
+// records; it returns the egress and when it became active.
+func startSpeakerComposite(t *testing.T, s *stack.Stack, room string) (string, time.Time) {
+	t.Helper()
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: room, Layout: "speaker",
 		FileOutputs: []*livekit.EncodedFileOutput{{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
-	start := time.Now()
-	time.Sleep(3 * time.Second)
-	red.Add(t, stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40})
-	camAt := time.Since(start).Seconds()
-	time.Sleep(5 * time.Second)
-	end := stop(t, s, info.EgressId)
-	path := end.FileResults[0].Location
-	if large := regionColor(t, path, camAt-1, "960:540:0:90"); mediatest.ColorOf(large) != "green" {
-		t.Fatalf("before red's camera (%.1f s): want green large (the only camera), got %v", camAt-1, large)
-	}
-	at := camAt + 3.5
-	large, strip := regionColor(t, path, at, "960:540:0:90"), regionColor(t, path, at, "320:180:960:0")
-	if mediatest.ColorOf(large) != "red" || mediatest.ColorOf(strip) != "green" {
-		t.Fatalf("at %.1f s want red (the speaker) large and green in the strip, got %v large, %v in the strip", at, large, strip)
-	}
+	return info.EgressId, time.Now()
+}
+
+// Regions of a 1280x720 speaker layout: the large tile fills the left three quarters, the strip
+// the right quarter, its first tile at the top.
+const (
+	speakerLarge = "960:540:0:90"
+	speakerStrip = "320:180:960:0"
+)
+
+// speakerTiles is the mean RGB of the large tile and of the strip's first tile at sec.
+func speakerTiles(t *testing.T, path string, sec float64) (large, strip [3]int) {
+	t.Helper()
+	return regionColor(t, path, sec, speakerLarge), regionColor(t, path, sec, speakerStrip)
 }
 
 // regionColor is the mean RGB of the crop "w:h:x:y" of the frame at sec (converted to RGB before
