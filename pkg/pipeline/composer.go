@@ -128,8 +128,10 @@ func NewComposer(plan ComposePlan) (*Composer, error) {
 // canvasColor is the colorimetry of the canvas and of every input. WebRTC video says nothing about
 // its colours, and GStreamer guesses by size (BT.601 below 720 lines, BT.709 above, chroma sited
 // differently from the test source): inputs that differ from the canvas were converted pixel by
-// pixel, ≈ 0.06 core per 640x360 input. The inputs are labelled as the canvas instead (capssetter,
-// no pixel touched), which is what a browser does when it draws them.
+// pixel, ≈ 0.05 core per 640x360 input and 4× that at 720p. The inputs are labelled as the canvas
+// instead (capssetter, no pixel touched), which is what a browser does when it draws them. The
+// label goes on straight after the decoder: a capssetter passes caps queries through, so one after
+// videoconvert made videoconvert convert to the canvas colorimetry it asked for.
 const canvasColor = "colorimetry=bt709,chroma-site=mpeg2"
 
 // canvas is a live background of colour (0xAARRGGBB) at W×H@fps into a compositor named "comp"
@@ -145,12 +147,13 @@ func canvas(name string, color uint32, w, h, fps int, latency time.Duration) str
 }
 
 // videoInput is a compositor input branch: an appsrc named "src" of encoded video (caps) and its
-// decoder chain, to I420 labelled with the canvas's colorimetry. With doTimestamp, buffers are
-// timestamped on arrival; else the caller's timestamps are kept.
+// decoder chain, labelled with the canvas's colorimetry, to I420 (videoconvert converts only a
+// decoder's other formats). With doTimestamp, buffers are timestamped on arrival; else the
+// caller's timestamps are kept.
 func videoInput(caps, decoder string, doTimestamp bool) string {
 	return fmt.Sprintf(`appsrc name=src format=time is-live=true do-timestamp=%t caps="%s"
-		! queue max-size-time=1000000000 ! %s ! videoconvert ! capsfilter caps=video/x-raw,format=I420
-		! capssetter name=out join=true caps="video/x-raw,%s"`, doTimestamp, caps, decoder, canvasColor)
+		! queue max-size-time=1000000000 ! %s ! capssetter join=true caps="video/x-raw,%s"
+		! videoconvert ! capsfilter name=out caps=video/x-raw,format=I420`, doTimestamp, caps, decoder, canvasColor)
 }
 
 // AddVideo adds a video input (codec "h264", "vp8" or "vp9") and re-tiles.

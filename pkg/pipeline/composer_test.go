@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
+	"github.com/go-gst/go-gst/gst/base"
 
 	"github.com/mediaworker/mediaworker/test/mediatest"
 )
@@ -44,6 +45,10 @@ func TestComposerGrid(t *testing.T) {
 		for j := i * 3 / 2; j < (i+1)*3/2 && j < len(tone); j++ {
 			_ = c.Push("tone", tone[j].Data)
 		}
+	}
+	// The decoded inputs are labelled as the canvas, not converted pixel by pixel.
+	if converting := convertingElements(t, c.g); len(converting) > 0 {
+		t.Errorf("inputs are converted pixel by pixel by %v", converting)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -134,4 +139,20 @@ func TestEndLiveGivesUp(t *testing.T) {
 	if err := g.drain(5*time.Second, 0); err != nil {
 		t.Fatalf("the EOS sent while held did not arrive once the source was free: %v", err)
 	}
+}
+
+// convertingElements names the videoconvert elements of g that touch pixels (not in passthrough).
+func convertingElements(t *testing.T, g *graph) []string {
+	t.Helper()
+	els, err := g.pipeline.GetElementsRecursive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, el := range els {
+		if el.GetFactory().GetName() == "videoconvert" && !base.ToGstBaseTransform(el.Object).IsPassthrough() {
+			names = append(names, el.GetName())
+		}
+	}
+	return names
 }

@@ -184,6 +184,9 @@ func TestH264DecoderByProfile(t *testing.T) {
 			if got := strings.Join(factories, " "); !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
 				t.Fatalf("elements %s: want %s, not %s", got, c.want, c.not)
 			}
+			if converting := convertingElements(t, tr.g); len(converting) > 0 { // same size and format
+				t.Errorf("the decoded picture is converted pixel by pixel by %v", converting)
+			}
 			ssim, err := exec.Command("ffmpeg", "-v", "info", "-i", out, "-i", src, "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-").CombinedOutput()
 			i := strings.Index(string(ssim), "All:")
 			if err != nil || i < 0 {
