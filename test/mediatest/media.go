@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,58 @@ func Opus(t testing.TB, hz, seconds int) []Frame {
 		}
 		out = append(out, Frame{Data: payload, PTS: time.Duration(len(out)) * 20 * time.Millisecond, Keyframe: true})
 	}
+}
+
+// Clip is raw 8-bit 4:2:0 video (the reference for quality measures) and the H.264 a browser would
+// publish of it: Constrained Baseline at 3 Mb/s, no B-frames, one access unit per frame.
+type Clip struct {
+	Name      string
+	Raw, H264 string // file paths
+	Frames    []Frame
+}
+
+// Clips are seconds of three kinds of 1280x720 30 fps picture: ffmpeg's test pattern (flat areas,
+// small moving parts), a fractal zoom (fine detail moving everywhere) and a slow pan over a still
+// with sensor-like noise (a camera).
+func Clips(t testing.TB, seconds int) []Clip {
+	t.Helper()
+	dir := t.TempDir()
+	d := fmt.Sprint(seconds)
+	still := filepath.Join(dir, "still.png")
+	ffmpeg(t, "-f", "lavfi", "-i", "mandelbrot=size=1920x1080:rate=1:start_scale=0.5", "-frames:v", "1", still)
+	var clips []Clip
+	for _, c := range []struct {
+		name string
+		in   []string
+	}{
+		{"test pattern", []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"}},
+		{"fractal zoom", []string{"-f", "lavfi", "-i", "mandelbrot=size=1280x720:rate=30"}},
+		{"noisy pan", []string{"-loop", "1", "-framerate", "30", "-i", still, "-vf",
+			"crop=1280:720:x='min(t*40,640)':y='min(t*20,360)',noise=alls=6:allf=t"}},
+	} {
+		clip := Clip{Name: c.name, Raw: filepath.Join(dir, fmt.Sprintf("%d.yuv", len(clips))), H264: filepath.Join(dir, fmt.Sprintf("%d.h264", len(clips)))}
+		ffmpeg(t, append(c.in, "-t", d, "-pix_fmt", "yuv420p", "-f", "rawvideo", clip.Raw)...)
+		ffmpeg(t, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-r", "30", "-i", clip.Raw,
+			"-c:v", "libx264", "-profile:v", "baseline", "-b:v", "3000k", "-g", "90", "-x264-params", "aud=1",
+			"-bsf:v", "h264_mp4toannexb", "-f", "h264", clip.H264)
+		for i, au := range splitAUs(readFile(t, clip.H264)) {
+			clip.Frames = append(clip.Frames, Frame{Data: au, PTS: time.Duration(i) * time.Second / 30})
+		}
+		clips = append(clips, clip)
+	}
+	return clips
+}
+
+// SSIM is the mean SSIM (all planes) of a video file against a clip's raw frames, frame by frame
+// in order.
+func (c Clip) SSIM(t testing.TB, path string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "info", "-i", path, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-r", "30", "-i", c.Raw,
+		"-lavfi", "[0:v]setpts=N/30/TB[a];[1:v]setpts=N/30/TB[b];[a][b]ssim", "-f", "null", "-").CombinedOutput()
+	i := strings.Index(string(out), "All:")
+	if err != nil || i < 0 {
+		t.Fatalf("ssim of %s: %v\n%s", path, err, out)
+	}
+	v, _ := strconv.ParseFloat(strings.Fields(string(out)[i+4:])[0], 64)
+	return v
 }
