@@ -60,7 +60,7 @@ func BenchmarkParticipantEgress(b *testing.B) {
 }
 
 type quality struct {
-	clip            string
+	clip           string
 	ours, official float64
 }
 
