@@ -32,8 +32,8 @@ const (
 // (what browsers publish over WebRTC: CAVLC, no B-frames) go to OpenH264, which decodes them to
 // the same pixels as libav's decoder for 0.01–0.03 core more at 720p30, and spares the job the
 // ≈ 35 MB of RSS that loading libav costs (gst-libav maps 190 libraries); CABAC profiles (main,
-// high) go to libav, 2.6× faster there. The libav decoder is single-threaded: frame threads cost memory (one
-// frame pool each) for little at 720p.
+// high) go to libav, 2.6× faster there. The libav decoder is single-threaded: frame threads cost
+// memory (one frame pool each) for little at 720p.
 func h264DecoderFor(profile string) (factory string, props map[string]any) {
 	switch profile {
 	case "constrained-baseline", "baseline":

@@ -187,12 +187,7 @@ func TestH264DecoderByProfile(t *testing.T) {
 			if converting := convertingElements(t, tr.g); len(converting) > 0 { // same size and format
 				t.Errorf("the decoded picture is converted pixel by pixel by %v", converting)
 			}
-			ssim, err := exec.Command("ffmpeg", "-v", "info", "-i", out, "-i", src, "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-").CombinedOutput()
-			i := strings.Index(string(ssim), "All:")
-			if err != nil || i < 0 {
-				t.Fatalf("ssim: %v %s", err, ssim)
-			}
-			if v, _ := strconv.ParseFloat(strings.Fields(string(ssim)[i+4:])[0], 64); v < 0.95 {
+			if v := mediatest.SSIM(t, "[0:v][1:v]ssim", "-i", out, "-i", src); v < 0.95 {
 				t.Fatalf("SSIM %.4f of the transcode against its source, want ≥ 0.95", v)
 			}
 		})

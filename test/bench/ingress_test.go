@@ -15,6 +15,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
+	"github.com/mediaworker/mediaworker/test/mediatest"
 	"github.com/mediaworker/mediaworker/test/stack"
 )
 
@@ -181,7 +182,7 @@ func BenchmarkIngressEncoders(b *testing.B) {
 	layers := []struct{ w, h, kbps int }{{1280, 720, 1900}, {640, 360, 671}, {320, 180, 237}}
 	type result struct {
 		cpu  float64
-		ssim []string
+		ssim []float64
 	}
 	run := func(name string, decode string, enc func(w, h, kbps int) string) result {
 		desc := fmt.Sprintf("filesrc location=%s ! flvdemux name=d d.video ! queue ! %s ! tee name=t ", src, decode)
@@ -196,13 +197,8 @@ func BenchmarkIngressEncoders(b *testing.B) {
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		r := result{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()}
 		for i, l := range layers {
-			out, _ := exec.Command("ffmpeg", "-v", "info", "-i", filepath.Join(dir, fmt.Sprintf("%s-%d.mp4", name, i)), "-i", src,
-				"-lavfi", fmt.Sprintf("[1:v]scale=%d:%d:flags=bilinear[ref];[0:v][ref]ssim", l.w, l.h), "-f", "null", "-").CombinedOutput()
-			s := "?"
-			if j := strings.Index(string(out), "All:"); j >= 0 {
-				s = strings.Fields(string(out)[j+4:])[0]
-			}
-			r.ssim = append(r.ssim, s)
+			r.ssim = append(r.ssim, mediatest.SSIM(b, fmt.Sprintf("[1:v]scale=%d:%d:flags=bilinear[ref];[0:v][ref]ssim", l.w, l.h),
+				"-i", filepath.Join(dir, fmt.Sprintf("%s-%d.mp4", name, i)), "-i", src))
 		}
 		return r
 	}
@@ -220,6 +216,6 @@ func BenchmarkIngressEncoders(b *testing.B) {
 				kbps, (w*h+307199)/307200)
 		})
 	fmt.Printf("ingress encode chain, 20 s of 720p30 → 3 layers (as fast as possible, CPU seconds per second of input):\n")
-	fmt.Printf("  ours      %.3f cores   SSIM per layer (720p, 360p, 180p) %v\n", ours.cpu/20, ours.ssim)
-	fmt.Printf("  official  %.3f cores   SSIM per layer (720p, 360p, 180p) %v\n", official.cpu/20, official.ssim)
+	fmt.Printf("  ours      %.3f cores   SSIM per layer (720p, 360p, 180p) %.6f\n", ours.cpu/20, ours.ssim)
+	fmt.Printf("  official  %.3f cores   SSIM per layer (720p, 360p, 180p) %.6f\n", official.cpu/20, official.ssim)
 }

@@ -151,12 +151,23 @@ func Clips(t testing.TB, seconds int) []Clip {
 // in order.
 func (c Clip) SSIM(t testing.TB, path string) float64 {
 	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "info", "-i", path, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-r", "30", "-i", c.Raw,
-		"-lavfi", "[0:v]setpts=N/30/TB[a];[1:v]setpts=N/30/TB[b];[a][b]ssim", "-f", "null", "-").CombinedOutput()
+	return SSIM(t, "[0:v]setpts=N/30/TB[a];[1:v]setpts=N/30/TB[b];[a][b]ssim",
+		"-i", path, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-r", "30", "-i", c.Raw)
+}
+
+// SSIM runs ffmpeg on inputs (its input arguments) through graph, which ends in the ssim filter,
+// and returns the mean SSIM over all planes.
+func SSIM(t testing.TB, graph string, inputs ...string) float64 {
+	t.Helper()
+	args := append(append([]string{"-v", "info"}, inputs...), "-lavfi", graph, "-f", "null", "-")
+	out, err := exec.Command("ffmpeg", args...).CombinedOutput()
 	i := strings.Index(string(out), "All:")
 	if err != nil || i < 0 {
-		t.Fatalf("ssim of %s: %v\n%s", path, err, out)
+		t.Fatalf("ffmpeg ssim %v: %v\n%s", inputs, err, out)
 	}
-	v, _ := strconv.ParseFloat(strings.Fields(string(out)[i+4:])[0], 64)
+	v, err := strconv.ParseFloat(strings.Fields(string(out)[i+4:])[0], 64)
+	if err != nil {
+		t.Fatalf("ffmpeg ssim %v: %v", inputs, err)
+	}
 	return v
 }
