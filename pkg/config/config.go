@@ -161,6 +161,9 @@ type CapacityConfig struct {
 	TranscodeCPUCost float64 `yaml:"transcode_cpu_cost"`
 	// CompositeCPUCost is the cores reserved per room composite. Default 1.0.
 	CompositeCPUCost float64 `yaml:"composite_cpu_cost"`
+	// AudioCPUCost is the cores reserved per audio-only transcoding egress (audio-only room or
+	// media composite, audio-only track composite; 3 microphones mixed measured at 0.12). Default 0.15.
+	AudioCPUCost float64 `yaml:"audio_cpu_cost"`
 	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
 	MaxJobs int `yaml:"max_jobs"`
 }
@@ -192,6 +195,7 @@ func Default() *Config {
 			TrackCPUCost:      0.02,
 			TranscodeCPUCost:  0.6,
 			CompositeCPUCost:  1.0,
+			AudioCPUCost:      0.15,
 			MaxJobs:           200,
 		},
 		Ingress: IngressConfig{RTMPAddr: ":1935", CPUCost: 1.0},
@@ -317,8 +321,8 @@ func (c *Config) Validate() error {
 	if u := c.Capacity.MaxCPUUtilization; u <= 0 || u > 1 {
 		bad("capacity.max_cpu_utilization must be in (0, 1], got %v", u)
 	}
-	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 || c.Capacity.CompositeCPUCost <= 0 {
-		bad("capacity.track_cpu_cost, transcode_cpu_cost and composite_cpu_cost must be > 0")
+	if c.Capacity.TrackCPUCost <= 0 || c.Capacity.TranscodeCPUCost <= 0 || c.Capacity.CompositeCPUCost <= 0 || c.Capacity.AudioCPUCost <= 0 {
+		bad("capacity.track_cpu_cost, transcode_cpu_cost, composite_cpu_cost and audio_cpu_cost must be > 0")
 	}
 	if c.Ingress.RTMPSAddr != "" && (c.Ingress.TLSCertFile == "" || c.Ingress.TLSKeyFile == "") {
 		bad("ingress.rtmps_addr needs ingress.tls_cert_file and ingress.tls_key_file (PEM)")

@@ -51,7 +51,8 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		return err
 	}
 	container := ""
-	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now()}
+	vars := FileVars{RoomName: rec.req.RoomName, RoomID: rec.info.RoomId, Time: time.Now(),
+		PublisherIdentity: rec.req.Raw.GetEgress().GetMedia().GetParticipantVideo().GetIdentity()}
 	if files := encodedFiles(q); len(files) > 0 {
 		var ext string
 		container, ext = containerOf(resolvedFileType(files[0], q.GetAudioOnly()))
@@ -88,7 +89,18 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		rec.closeTapped(ctx)
 		return err
 	}
-	rec.log.Info("composing", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "layout", layout)
+	// A v2 MediaSource with audio routes runs here too: its selection picks the tracks.
+	var sel *mediaSelection
+	if m := rec.req.Raw.GetEgress().GetMedia(); m != nil {
+		if sel, err = newMediaSelection(m); err != nil {
+			comp.Close()
+			rec.closeTapped(ctx)
+			return err
+		}
+		rec.log.Info("composing a media source", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "selection", sel.String())
+	} else {
+		rec.log.Info("composing", "file", rec.workPath, "streams", rec.streams.count(), "hls", rec.segments != nil, "layout", layout)
+	}
 	mix := &mixer{mode: q.GetAudioMixing()}
 	conf := rec.env.Conf
 	token, err := rec.token()
@@ -97,20 +109,36 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		rec.closeTapped(ctx)
 		return err
 	}
-	room, err := source.SubscribeRoom(ctx, source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
+	params := source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
 		Audio: !plan.VideoOnly, Video: !q.GetAudioOnly(),
-		OnTrack: func(id, kind, mime string, agent bool) bool {
-			if kind == "audio" {
-				return comp.AddAudio(id, mix.pan(agent)) == nil
+		OnTrack: func(t source.TrackMeta) bool {
+			pan, preferred := mix.pan(t.ParticipantKind == livekit.ParticipantInfo_AGENT), false
+			if sel != nil {
+				take := false
+				if t.Kind == "audio" {
+					pan, take = sel.audio(t)
+				} else {
+					take, preferred = sel.video(t)
+				}
+				if !take {
+					return false
+				}
 			}
-			c, err := codecOf(mime)
+			if t.Kind == "audio" {
+				return comp.AddAudio(t.ID, pan) == nil
+			}
+			c, err := codecOf(t.Mime)
 			if err == nil {
-				err = comp.AddVideo(id, string(c))
+				err = comp.AddVideo(t.ID, string(c))
 			}
 			if err != nil {
-				rec.log.Warn("track left out of the composite", "track_id", id, "error", err)
+				rec.log.Warn("track left out of the composite", "track_id", t.ID, "error", err)
+				return false
 			}
-			return err == nil
+			if preferred {
+				comp.SetSpeaker(t.ID) // single-speaker layout: the media source's video shows alone
+			}
+			return true
 		},
 		OnFrame: func(id string, f source.Frame) { _ = comp.Push(id, f.Data) },
 		OnGone:  comp.Remove,
@@ -134,7 +162,12 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 				rec.log.Warn("UpdateLayout to an unknown layout ignored", "layout", m.Layout)
 			}
 		},
-	})
+	}
+	if sel != nil {
+		// The media source shows its one video, whoever speaks; it has no layout to update.
+		params.OnSpeaker, params.OnOwnMetadata = nil, func(string) {}
+	}
+	room, err := source.SubscribeRoom(ctx, params)
 	if err != nil {
 		comp.Close()
 		rec.closeTapped(ctx)

@@ -39,6 +39,8 @@ type Request struct {
 	Raw *rpc.StartEgressRequest
 	// Job is what runs: Raw, or for the unified StartEgress the v1 request it maps onto.
 	Job *rpc.StartEgressRequest
+	// AudioOnly is a transcoding job without video (it costs a fraction of one with video).
+	AudioOnly bool
 }
 
 // Inspect validates req and returns what it asks for. Errors are psrpc errors whose code reaches the API caller:
@@ -65,7 +67,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		return r, inspectTrack(q.Track)
 	case *rpc.StartEgressRequest_RoomComposite:
 		q2 := q.RoomComposite
-		r.Kind, r.RoomName = KindRoomComposite, q2.GetRoomName()
+		r.Kind, r.RoomName, r.AudioOnly = KindRoomComposite, q2.GetRoomName(), q2.GetAudioOnly()
 		if err := needRoom(r.RoomName); err != nil {
 			return r, err
 		}
@@ -104,7 +106,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		return r, outputsSupported(q.Participant, false)
 	case *rpc.StartEgressRequest_TrackComposite:
 		q2 := q.TrackComposite
-		r.Kind, r.RoomName = KindTrackComposite, q2.GetRoomName()
+		r.Kind, r.RoomName, r.AudioOnly = KindTrackComposite, q2.GetRoomName(), q2.GetVideoTrackId() == ""
 		if err := needRoom(r.RoomName); err != nil {
 			return r, err
 		}

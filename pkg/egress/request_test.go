@@ -9,6 +9,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/source"
 )
 
 func trackReq(t *livekit.TrackEgressRequest) *rpc.StartEgressRequest {
@@ -141,15 +143,28 @@ func TestV2Mapping(t *testing.T) {
 		req  *rpc.StartEgressRequest
 		kind Kind
 		code psrpc.ErrorCode
+		// audioOnly: the job has no video (it reserves the audio cost)
+		audioOnly bool
 	}{
-		{"template is a room composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Template{Template: &livekit.TemplateSource{Layout: "speaker"}}}), KindRoomComposite, ""},
+		{"template is a room composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Template{Template: &livekit.TemplateSource{Layout: "speaker"}}}), KindRoomComposite, "", false},
 		{"participant video", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
-			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a"}}}}}), KindParticipant, ""},
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a"}}}}}), KindParticipant, "", false},
 		{"video and audio track ids", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
-			Video: &livekit.MediaSource_VideoTrackId{VideoTrackId: "TR_v"}, Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}}}}}}}), KindTrackComposite, ""},
-		{"left channel route", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
-			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}, Channel: livekit.AudioChannel_AUDIO_CHANNEL_LEFT}}}}}}), KindV2, psrpc.Unimplemented},
-		{"no source", v2(&livekit.StartEgressRequest{}), KindV2, psrpc.InvalidArgument},
+			Video: &livekit.MediaSource_VideoTrackId{VideoTrackId: "TR_v"}, Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}}}}}}}), KindTrackComposite, "", false},
+		{"left channel route is a composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_a"}, Channel: livekit.AudioChannel_AUDIO_CHANNEL_LEFT}}}}}}), KindRoomComposite, "", true},
+		{"participant video with an agent's audio is a composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a"}},
+			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_ParticipantIdentity{ParticipantIdentity: "a"}},
+				{Match: &livekit.AudioRoute_ParticipantKind{ParticipantKind: livekit.ParticipantInfo_AGENT}}}}}}}), KindRoomComposite, "", false},
+		{"capture_all is a composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Audio: &livekit.AudioConfig{CaptureAll: true}}}}), KindRoomComposite, "", true},
+		{"route without a match", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Channel: livekit.AudioChannel_AUDIO_CHANNEL_LEFT}}}}}}), KindV2, psrpc.InvalidArgument, false},
+		{"participant video without identity", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{}}}}}), KindV2, psrpc.InvalidArgument, false},
+		{"media source selecting nothing", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{}}}), KindV2, psrpc.InvalidArgument, false},
+		{"no source", v2(&livekit.StartEgressRequest{}), KindV2, psrpc.InvalidArgument, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,12 +179,62 @@ func TestV2Mapping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Kind != tc.kind || r.Raw != tc.req || fileOutput(r.Job).GetS3().GetBucket() != "b" {
-				t.Fatalf("kind %s, job %v", r.Kind, r.Job)
+			if r.Kind != tc.kind || r.AudioOnly != tc.audioOnly || r.Raw != tc.req || fileOutput(r.Job).GetS3().GetBucket() != "b" {
+				t.Fatalf("kind %s, audio only %v, job %v", r.Kind, r.AudioOnly, r.Job)
 			}
 			if NewInfo(r, time.Now()).GetEgress().GetStorage().GetS3().GetSecret() == "s" {
 				t.Fatal("v2 storage secret not redacted")
 			}
 		})
+	}
+}
+
+// TestMediaSelection: the most specific route places a track (track id, then identity, then
+// participant kind); capture_all takes the rest to both channels; a participant's preferred video
+// source is the one shown.
+func TestMediaSelection(t *testing.T) {
+	left, right := livekit.AudioChannel_AUDIO_CHANNEL_LEFT, livekit.AudioChannel_AUDIO_CHANNEL_RIGHT
+	sel, err := newMediaSelection(&livekit.MediaSource{
+		Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "host", PreferScreenShare: true}},
+		Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{
+			{Match: &livekit.AudioRoute_ParticipantKind{ParticipantKind: livekit.ParticipantInfo_AGENT}, Channel: right},
+			{Match: &livekit.AudioRoute_ParticipantIdentity{ParticipantIdentity: "host"}, Channel: left},
+			{Match: &livekit.AudioRoute_TrackId{TrackId: "TR_agent_aside"}},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := livekit.ParticipantInfo_AGENT
+	for _, c := range []struct {
+		name string
+		tr   source.TrackMeta
+		pan  float64
+		ok   bool
+	}{
+		{"host", source.TrackMeta{ID: "TR_h", Kind: "audio", Identity: "host"}, -1, true},
+		{"agent", source.TrackMeta{ID: "TR_a", Kind: "audio", Identity: "bot", ParticipantKind: agent}, 1, true},
+		{"agent track named by id", source.TrackMeta{ID: "TR_agent_aside", Kind: "audio", Identity: "bot", ParticipantKind: agent}, 0, true},
+		{"agent called host: identity beats kind", source.TrackMeta{ID: "TR_x", Kind: "audio", Identity: "host", ParticipantKind: agent}, -1, true},
+		{"guest not routed", source.TrackMeta{ID: "TR_g", Kind: "audio", Identity: "guest"}, 0, false},
+	} {
+		if pan, ok := sel.audio(c.tr); pan != c.pan || ok != c.ok {
+			t.Errorf("%s: pan %v ok %v, want %v %v", c.name, pan, ok, c.pan, c.ok)
+		}
+	}
+	sel.captureAll = true
+	if pan, ok := sel.audio(source.TrackMeta{ID: "TR_g", Kind: "audio", Identity: "guest"}); pan != 0 || !ok {
+		t.Errorf("capture_all: guest pan %v ok %v, want both channels", pan, ok)
+	}
+	for _, c := range []struct {
+		tr              source.TrackMeta
+		take, preferred bool
+	}{
+		{source.TrackMeta{ID: "TR_s", Identity: "host", Source: livekit.TrackSource_SCREEN_SHARE}, true, true},
+		{source.TrackMeta{ID: "TR_c", Identity: "host", Source: livekit.TrackSource_CAMERA}, true, false},
+		{source.TrackMeta{ID: "TR_o", Identity: "guest", Source: livekit.TrackSource_CAMERA}, false, false},
+	} {
+		if take, preferred := sel.video(c.tr); take != c.take || preferred != c.preferred {
+			t.Errorf("video %s: take %v preferred %v, want %v %v", c.tr.ID, take, preferred, c.take, c.preferred)
+		}
 	}
 }

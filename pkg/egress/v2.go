@@ -1,10 +1,15 @@
 package egress
 
 import (
+	"fmt"
+
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
+	"github.com/mediaworker/mediaworker/pkg/source"
 )
 
 // fromV2 maps the unified StartEgress request (TemplateSource, MediaSource, WebSource; outputs
@@ -82,25 +87,31 @@ func fromV2(egressID, roomID string, q *livekit.StartEgressRequest) (*rpc.StartE
 	return out, nil
 }
 
-// fromMedia maps a MediaSource: a video track id (with audio tracks by id) becomes a track
-// composite, a participant's video (with their audio) a participant egress.
+// fromMedia maps a MediaSource. A video track id with at most one audio track id becomes a track
+// composite; a participant's video with their own audio (or none routed) a participant egress.
+// Any other audio routing (several tracks, by participant kind, to one channel, capture_all) runs
+// as a native composite of the selected video with the routed audio mixed (mediaSelection).
 func fromMedia(out *rpc.StartEgressRequest, q *livekit.StartEgressRequest, m *livekit.MediaSource, files []*livekit.EncodedFileOutput,
 	streams []*livekit.StreamOutput, segments []*livekit.SegmentedFileOutput, images []*livekit.ImageOutput) error {
-	var audioTrack string
-	pv := m.GetParticipantVideo()
-	for _, route := range m.GetAudio().GetRoutes() {
-		switch {
-		case route.GetChannel() != livekit.AudioChannel_AUDIO_CHANNEL_BOTH:
-			return psrpc.NewErrorf(psrpc.Unimplemented, "StartEgress: audio routes to one channel are %v; route to both channels", ErrUnimplemented)
-		case route.GetTrackId() != "" && audioTrack == "" && pv == nil:
-			audioTrack = route.GetTrackId()
-		case pv != nil && route.GetParticipantIdentity() == pv.GetIdentity():
-		default:
-			return psrpc.NewErrorf(psrpc.Unimplemented, "StartEgress: this audio routing is %v; route one audio track id, or the video participant's own audio", ErrUnimplemented)
-		}
+	sel, err := newMediaSelection(m)
+	if err != nil {
+		return err
 	}
-	if m.GetAudio().GetCaptureAll() {
-		return psrpc.NewErrorf(psrpc.Unimplemented, "StartEgress: audio capture_all is %v; use a room composite (template) to mix every track", ErrUnimplemented)
+	pv := m.GetParticipantVideo()
+	if sel.routed() {
+		r := &livekit.RoomCompositeEgressRequest{RoomName: q.RoomName, Layout: pipeline.LayoutSingleSpeaker, AudioOnly: !sel.hasVideo(),
+			FileOutputs: files, StreamOutputs: streams, SegmentOutputs: segments, ImageOutputs: images}
+		if a := q.GetAdvanced(); a != nil {
+			r.Options = &livekit.RoomCompositeEgressRequest_Advanced{Advanced: a}
+		} else {
+			r.Options = &livekit.RoomCompositeEgressRequest_Preset{Preset: q.GetPreset()}
+		}
+		out.Request = &rpc.StartEgressRequest_RoomComposite{RoomComposite: r}
+		return nil
+	}
+	audioTrack := ""
+	if routes := m.GetAudio().GetRoutes(); len(routes) == 1 && pv == nil {
+		audioTrack = routes[0].GetTrackId()
 	}
 	if pv != nil {
 		r := &livekit.ParticipantEgressRequest{RoomName: q.RoomName, Identity: pv.GetIdentity(), ScreenShare: pv.GetPreferScreenShare(),
@@ -122,4 +133,123 @@ func fromMedia(out *rpc.StartEgressRequest, q *livekit.StartEgressRequest, m *li
 	}
 	out.Request = &rpc.StartEgressRequest_TrackComposite{TrackComposite: r}
 	return nil
+}
+
+// mediaSelection is what a MediaSource records: one video (a track id, or a participant's camera
+// or screen share) and the audio its routes pick, each placed in the stereo field.
+type mediaSelection struct {
+	videoTrack    string // by track id
+	videoIdentity string // or a participant's video, preferring screenShare or the camera
+	screenShare   bool
+	routes        []*livekit.AudioRoute
+	captureAll    bool
+}
+
+// newMediaSelection checks m: every route names what it matches, a participant video names who.
+func newMediaSelection(m *livekit.MediaSource) (*mediaSelection, error) {
+	if m == nil {
+		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media source is empty")
+	}
+	s := &mediaSelection{videoTrack: m.GetVideoTrackId(), routes: m.GetAudio().GetRoutes(), captureAll: m.GetAudio().GetCaptureAll()}
+	if pv := m.GetParticipantVideo(); pv != nil {
+		if pv.GetIdentity() == "" {
+			return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media.participant_video.identity is required")
+		}
+		s.videoIdentity, s.screenShare = pv.GetIdentity(), pv.GetPreferScreenShare()
+	}
+	for i, r := range s.routes {
+		switch r.Match.(type) {
+		case *livekit.AudioRoute_TrackId:
+			if r.GetTrackId() == "" {
+				return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media.audio.routes[%d].track_id is empty", i)
+			}
+		case *livekit.AudioRoute_ParticipantIdentity:
+			if r.GetParticipantIdentity() == "" {
+				return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media.audio.routes[%d].participant_identity is empty", i)
+			}
+		case *livekit.AudioRoute_ParticipantKind:
+		default:
+			return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media.audio.routes[%d] matches nothing: set track_id, participant_identity or participant_kind", i)
+		}
+		if _, ok := livekit.AudioChannel_name[int32(r.GetChannel())]; !ok {
+			return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media.audio.routes[%d].channel %d is unknown", i, r.GetChannel())
+		}
+	}
+	if !s.hasVideo() && len(s.routes) == 0 && !s.captureAll {
+		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: media source selects nothing: set a video, audio routes or audio.capture_all")
+	}
+	return s, nil
+}
+
+func (s *mediaSelection) hasVideo() bool { return s.videoTrack != "" || s.videoIdentity != "" }
+
+// routed says whether the selection needs mixing: anything but one audio track id beside a video
+// track id, or a participant's own audio beside their video, all to both channels.
+func (s *mediaSelection) routed() bool {
+	if s.captureAll {
+		return true
+	}
+	for _, r := range s.routes {
+		if r.GetChannel() != livekit.AudioChannel_AUDIO_CHANNEL_BOTH {
+			return true
+		}
+	}
+	if s.videoIdentity != "" {
+		for _, r := range s.routes {
+			if r.GetParticipantIdentity() != s.videoIdentity {
+				return true
+			}
+		}
+		return false
+	}
+	return len(s.routes) > 1 || (len(s.routes) == 1 && s.routes[0].GetTrackId() == "")
+}
+
+// audio is where track t goes in the stereo field (-1 left, 0 both, 1 right), ok false when no
+// route takes it. The most specific match wins: track id, then identity, then participant kind
+// (the first route of each); capture_all takes the rest to both channels.
+func (s *mediaSelection) audio(t source.TrackMeta) (pan float64, ok bool) {
+	best := 0
+	var channel livekit.AudioChannel
+	for _, r := range s.routes {
+		rank := 0
+		switch {
+		case r.GetTrackId() != "" && r.GetTrackId() == t.ID:
+			rank = 3
+		case r.GetParticipantIdentity() != "" && r.GetParticipantIdentity() == t.Identity:
+			rank = 2
+		case r.GetTrackId() == "" && r.GetParticipantIdentity() == "" && r.GetParticipantKind() == t.ParticipantKind:
+			rank = 1
+		}
+		if rank > best {
+			best, channel = rank, r.GetChannel()
+		}
+	}
+	switch {
+	case best == 0 && !s.captureAll:
+		return 0, false
+	case channel == livekit.AudioChannel_AUDIO_CHANNEL_LEFT:
+		return -1, true
+	case channel == livekit.AudioChannel_AUDIO_CHANNEL_RIGHT:
+		return 1, true
+	}
+	return 0, true
+}
+
+// video says whether video track t is recorded and whether it is the one to show: the named
+// track, or the participant's preferred source (their other source shows while it is absent).
+func (s *mediaSelection) video(t source.TrackMeta) (take, preferred bool) {
+	if s.videoTrack != "" {
+		return t.ID == s.videoTrack, true
+	}
+	if s.videoIdentity == "" || t.Identity != s.videoIdentity {
+		return false, false
+	}
+	screen := t.Source == livekit.TrackSource_SCREEN_SHARE
+	return screen || t.Source == livekit.TrackSource_CAMERA || t.Source == livekit.TrackSource_UNKNOWN, screen == s.screenShare
+}
+
+func (s *mediaSelection) String() string {
+	return fmt.Sprintf("video track %q / participant %q (screen share %v), %d audio routes, capture_all %v",
+		s.videoTrack, s.videoIdentity, s.screenShare, len(s.routes), s.captureAll)
 }

@@ -18,9 +18,8 @@ type RoomParams struct {
 	Log          *slog.Logger
 	// Audio and Video choose which kinds to receive.
 	Audio, Video bool
-	// OnTrack announces a new track (kind "audio" or "video", codec mime, whether its publisher is
-	// an agent) before its first frame; returning false skips it.
-	OnTrack func(id, kind, mime string, agent bool) bool
+	// OnTrack announces a new track before its first frame; returning false skips it.
+	OnTrack func(t TrackMeta) bool
 	// OnFrame receives each track's frames, from one goroutine per track.
 	OnFrame func(id string, f Frame)
 	// OnGone says a track stopped (unpublished, unsubscribed, or its publisher left).
@@ -31,6 +30,14 @@ type RoomParams struct {
 	OnSpeaker func(videoTrackID string)
 	// OnOwnMetadata reports the recorder's own metadata: livekit-server's UpdateLayout sets it to {"layout": …}.
 	OnOwnMetadata func(metadata string)
+}
+
+// TrackMeta describes a track a Room subscribed to.
+type TrackMeta struct {
+	ID, Kind, Mime  string // Kind is "audio" or "video"; Mime the codec's
+	Source          livekit.TrackSource
+	Identity        string // the publisher's
+	ParticipantKind livekit.ParticipantInfo_Kind
 }
 
 // Room receives every participant's camera, screen share and microphone, as they come and go.
@@ -57,7 +64,8 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 			return
 		}
 		id := pub.SID()
-		if !p.OnTrack(id, kind, tr.Codec().MimeType, rp.Kind() == lksdk.ParticipantAgent) {
+		if !p.OnTrack(TrackMeta{ID: id, Kind: kind, Mime: tr.Codec().MimeType, Source: pub.Source(), Identity: rp.Identity(),
+			ParticipantKind: livekit.ParticipantInfo_Kind(rp.Kind())}) {
 			return
 		}
 		r.mu.Lock()

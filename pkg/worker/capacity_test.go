@@ -4,6 +4,9 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/mediaworker/mediaworker/pkg/config"
+	"github.com/mediaworker/mediaworker/pkg/egress"
 )
 
 func TestCapacity(t *testing.T) {
@@ -59,5 +62,28 @@ func TestProcessCPU(t *testing.T) {
 	s, err := processCPU(os.Getpid())
 	if err != nil || s <= 0 || x == 0 {
 		t.Fatalf("cpu %v err %v", s, err)
+	}
+}
+
+// TestCostOf: an audio-only transcode reserves the audio cost, not the composite's or transcode's.
+func TestCostOf(t *testing.T) {
+	s := &Service{conf: config.Default()}
+	c := s.conf.Capacity
+	for _, tc := range []struct {
+		req  *egress.Request
+		want float64
+	}{
+		{&egress.Request{Kind: egress.KindRoomComposite}, c.CompositeCPUCost},
+		{&egress.Request{Kind: egress.KindRoomComposite, AudioOnly: true}, c.AudioCPUCost},
+		{&egress.Request{Kind: egress.KindTrackComposite, AudioOnly: true}, c.AudioCPUCost},
+		{&egress.Request{Kind: egress.KindParticipant}, c.TranscodeCPUCost},
+		{&egress.Request{Kind: egress.KindTrack}, c.TrackCPUCost},
+	} {
+		if got := s.costOf(tc.req); got != tc.want {
+			t.Errorf("%s audio-only %v: cost %v, want %v", tc.req.Kind, tc.req.AudioOnly, got, tc.want)
+		}
+	}
+	if c.AudioCPUCost >= c.TranscodeCPUCost {
+		t.Errorf("default audio cost %v is not below the transcode cost %v", c.AudioCPUCost, c.TranscodeCPUCost)
 	}
 }

@@ -39,7 +39,7 @@ func (s *Service) affinity(ctx context.Context, req *rpc.StartEgressRequest) flo
 		// Unimplemented at once rather than leaving the caller to time out on "no response".
 		return 0.01
 	}
-	if !s.cap.canAccept(s.costOf(r.Kind)) {
+	if !s.cap.canAccept(s.costOf(r)) {
 		return -1
 	}
 	if n := s.jobCount(); n > 0 {
@@ -109,7 +109,7 @@ func (s *Service) admit(r *egress.Request) (*job, error) {
 	if _, dup := s.jobs[id]; dup {
 		return nil, psrpc.NewErrorf(psrpc.AlreadyExists, "egress %s already exists", id)
 	}
-	cost := s.costOf(r.Kind)
+	cost := s.costOf(r)
 	if err := s.cap.reserve(id, cost); err != nil {
 		return nil, psrpc.NewError(psrpc.ResourceExhausted, err)
 	}

@@ -238,8 +238,11 @@ func (s *Service) Ready() bool {
 	return !draining && s.cap.canAccept(s.conf.Capacity.TrackCPUCost)
 }
 
-func (s *Service) costOf(k egress.Kind) float64 {
-	switch k {
+func (s *Service) costOf(r *egress.Request) float64 {
+	if r.AudioOnly {
+		return s.conf.Capacity.AudioCPUCost
+	}
+	switch r.Kind {
 	case egress.KindParticipant, egress.KindTrackComposite:
 		return s.conf.Capacity.TranscodeCPUCost
 	case egress.KindRoomComposite:

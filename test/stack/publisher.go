@@ -136,7 +136,19 @@ func (p *Publisher) SetAudioLevel(t testing.TB, name string, level uint8) {
 // Publish joins room as identity and publishes each medium once.
 func (s *Stack) Publish(t testing.TB, room, identity string, media ...Media) *Publisher {
 	t.Helper()
-	r, err := lksdk.ConnectToRoom(s.WsURL, lksdk.ConnectInfo{APIKey: APIKey, APISecret: APISecret, RoomName: room, ParticipantIdentity: identity}, lksdk.NewRoomCallback())
+	return s.PublishAs(t, livekit.ParticipantInfo_STANDARD, room, identity, media...)
+}
+
+// PublishAs is Publish as a participant of the given kind (an AGENT, as an agents worker joins).
+func (s *Stack) PublishAs(t testing.TB, kind livekit.ParticipantInfo_Kind, room, identity string, media ...Media) *Publisher {
+	t.Helper()
+	at := auth.NewAccessToken(APIKey, APISecret).SetIdentity(identity).SetKind(kind).
+		SetVideoGrant(&auth.VideoGrant{RoomJoin: true, Room: room})
+	token, err := at.ToJWT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := lksdk.ConnectToRoomWithToken(s.WsURL, token, lksdk.NewRoomCallback())
 	if err != nil {
 		t.Fatalf("publisher %s join: %v", identity, err)
 	}
