@@ -164,8 +164,10 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 		},
 	}
 	if sel != nil {
-		// The media source shows its one video, whoever speaks; it has no layout to update.
+		// The media source shows its one video, whoever speaks; it has no layout to update. It
+		// ends with its video as participant and track composite egresses do.
 		params.OnSpeaker, params.OnOwnMetadata = nil, func(string) {}
+		params.EndOnLeave, params.EndOnUnpublish = sel.videoIdentity, sel.videoTrack
 	}
 	room, err := source.SubscribeRoom(ctx, params)
 	if err != nil {

@@ -30,6 +30,10 @@ type RoomParams struct {
 	OnSpeaker func(videoTrackID string)
 	// OnOwnMetadata reports the recorder's own metadata: livekit-server's UpdateLayout sets it to {"layout": …}.
 	OnOwnMetadata func(metadata string)
+	// EndOnLeave, when set, ends the room subscription when that participant leaves; EndOnUnpublish
+	// when that track is unpublished (a v2 media source ends with its video, as a participant or
+	// track composite egress does).
+	EndOnLeave, EndOnUnpublish string
 }
 
 // TrackMeta describes a track a Room subscribed to.
@@ -46,12 +50,13 @@ type Room struct {
 	room *lksdk.Room
 
 	ending
-	mu       sync.Mutex // guards active, pubs, sizes, speakers, speaker
+	mu       sync.Mutex // guards active, pubs, sizes, speakers, speaker, endOwner
 	active   map[string]bool
 	pubs     map[string]*lksdk.RemoteTrackPublication // video tracks composed
 	sizes    map[string][2]int                        // the size each video track is drawn at
 	speakers []lksdk.Participant                      // the server's active speakers, loudest first
 	speaker  string                                   // the video track last reported to OnSpeaker
+	endOwner string                                   // the publisher of EndOnUnpublish's track
 }
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
@@ -69,6 +74,9 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 			return
 		}
 		r.mu.Lock()
+		if id == p.EndOnUnpublish {
+			r.endOwner = rp.Identity()
+		}
 		r.active[id] = true
 		size, sized := r.sizes[id]
 		if kind == "video" {
@@ -105,7 +113,20 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 	cb.OnTrackUnsubscribed = func(_ *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
 		r.gone(pub.SID())
 	}
-	cb.OnTrackUnpublished = func(pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) { r.gone(pub.SID()) }
+	cb.OnTrackUnpublished = func(pub *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		r.gone(pub.SID())
+		if p.EndOnUnpublish != "" && pub.SID() == p.EndOnUnpublish {
+			r.end("track " + pub.SID() + " unpublished")
+		}
+	}
+	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
+		r.mu.Lock()
+		owner := r.endOwner
+		r.mu.Unlock()
+		if rp.Identity() != "" && (rp.Identity() == p.EndOnLeave || rp.Identity() == owner) {
+			r.end("participant " + rp.Identity() + " left the room")
+		}
+	}
 	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) { r.end(fmt.Sprintf("room closed or left (%s)", reason)) }
 	room, err := lksdk.ConnectToRoomWithToken(p.WsURL, p.Token, cb, lksdk.WithAutoSubscribe(true))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,14 +18,15 @@ import (
 // TestStartEgressV2AudioRoutes records two unified StartEgress MediaSources at once in a room of a
 // host (red camera, 440 Hz), an agent (880 Hz) and a guest (green camera, 1320 Hz):
 //   - the host's video with the host's audio routed left and every agent's right (by participant
-//     kind): an MP4 of the red camera alone, 440 Hz left, 880 Hz right, no guest;
+//     kind): an MP4 of the red camera alone, 440 Hz left, 880 Hz right, no guest; it ends when
+//     the host leaves;
 //   - audio only, the guest's microphone (by track id) left and capture_all for the rest: an OGG
 //     with the guest on the left only and the host and agent in both channels.
 func TestStartEgressV2AudioRoutes(t *testing.T) {
 	s := stack.New(t)
 	s.StartWorker(t, "worker", "")
 	s.CreateRoom(t, "routes-room")
-	s.Publish(t, "routes-room", "host", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
+	host := s.Publish(t, "routes-room", "host", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
 	s.PublishAs(t, livekit.ParticipantInfo_AGENT, "routes-room", "bot", stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
 	guest := s.Publish(t, "routes-room", "guest", stack.Media{Name: "cam", Codec: "h264", Color: "green", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 1320, Seconds: 30})
 	left, right := livekit.AudioChannel_AUDIO_CHANNEL_LEFT, livekit.AudioChannel_AUDIO_CHANNEL_RIGHT
@@ -52,7 +54,17 @@ func TestStartEgressV2AudioRoutes(t *testing.T) {
 	waitEvent(t, s, video.EgressId, "egress_updated", 15*time.Second)
 	waitEvent(t, s, audio.EgressId, "egress_updated", 15*time.Second)
 	time.Sleep(6 * time.Second)
-	vEnd, aEnd := stop(t, s, video.EgressId), stop(t, s, audio.EgressId)
+	// The host leaving ends their media source (as a participant egress would); the audio-only one
+	// records the others until stopped.
+	host.Room.Disconnect()
+	vEnd := waitEvent(t, s, video.EgressId, "egress_ended", 20*time.Second)
+	if vEnd.Status != livekit.EgressStatus_EGRESS_COMPLETE || !strings.Contains(vEnd.Details, "host left") {
+		t.Fatalf("video media egress after the host left: %s %q %q", vEnd.Status, vEnd.Error, vEnd.Details)
+	}
+	if evs, _ := s.Webhooks.ForEgress(audio.EgressId); evs[len(evs)-1].Event == "egress_ended" {
+		t.Fatalf("the audio-only media egress ended with the host: %v", evs[len(evs)-1].EgressInfo)
+	}
+	aEnd := stop(t, s, audio.EgressId)
 
 	path := vEnd.FileResults[0].Location
 	if filepath.Base(path) != "host.mp4" {
