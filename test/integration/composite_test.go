@@ -60,22 +60,25 @@ func TestRoomCompositeGrid(t *testing.T) {
 }
 
 // TestAutoEgress creates a room with RoomEgress as the seed shows: livekit-server starts a room
-// composite when the room is created and a track egress for each published track; both record.
+// composite when the room is created, a participant egress when a participant first publishes, and
+// a track egress for each published track; all four record.
 func TestAutoEgress(t *testing.T) {
 	s := stack.New(t)
-	s.StartWorker(t, "worker", "")
+	// Two transcodes at once on 2 cores: reserve what they use here (one 640x360 input each).
+	s.StartWorker(t, "worker", "capacity: {composite_cpu_cost: 0.6}\n")
 	rooms := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret)
 	if _, err := rooms.CreateRoom(ctx(t), &livekit.CreateRoomRequest{Name: "auto-room", Egress: &livekit.RoomEgress{
 		Room:   &livekit.RoomCompositeEgressRequest{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{room_name}-composite"}}},
-		Tracks: &livekit.AutoTrackEgress{Filepath: "auto/{track_id}"},
+		Participant: &livekit.AutoParticipantEgress{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{participant_identity}"}}},
+		Tracks:      &livekit.AutoTrackEgress{Filepath: "auto/{track_id}"},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	s.Publish(t, "auto-room", "quinn", stack.Media{Name: "mic", Codec: "opus", Seconds: 30})
+	s.Publish(t, "auto-room", "quinn", stack.Media{Name: "mic", Codec: "opus", Seconds: 30}, stack.Media{Name: "cam", Codec: "h264", Seconds: 30})
 	var started []*livekit.EgressInfo
-	stack.Eventually(t, 20*time.Second, "room composite and track egress started", func() bool {
+	stack.Eventually(t, 20*time.Second, "room composite, participant and 2 track egresses started", func() bool {
 		started = s.Webhooks.Started()
-		return len(started) == 2
+		return len(started) == 4
 	})
 	for _, e := range started {
 		waitEvent(t, s, e.EgressId, "egress_updated", 15*time.Second)
@@ -90,12 +93,18 @@ func TestAutoEgress(t *testing.T) {
 		if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || len(end.FileResults) != 1 {
 			t.Fatalf("%s: %s %q", e.EgressId, end.Status, end.Error)
 		}
-		if p := stack.FFprobe(t, end.FileResults[0].Location); p.Duration() < 2 {
+		p := stack.FFprobe(t, end.FileResults[0].Location)
+		if p.Duration() < 2 {
 			t.Fatalf("%s: %.2f s", end.FileResults[0].Filename, p.Duration())
+		}
+		if _, ok := end.Request.(*livekit.EgressInfo_Participant); ok {
+			if end.FileResults[0].Filename != "auto/quinn.mp4" || len(p.Streams) != 2 {
+				t.Fatalf("participant egress: %s with %+v", end.FileResults[0].Filename, p.Streams)
+			}
 		}
 		kinds[fmt.Sprintf("%T", end.Request)] = true
 	}
-	if !kinds["*livekit.EgressInfo_RoomComposite"] || !kinds["*livekit.EgressInfo_Track"] {
+	if !kinds["*livekit.EgressInfo_RoomComposite"] || !kinds["*livekit.EgressInfo_Track"] || !kinds["*livekit.EgressInfo_Participant"] {
 		t.Fatalf("egress kinds %v", kinds)
 	}
 }
