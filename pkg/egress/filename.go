@@ -19,8 +19,11 @@ type FileVars struct {
 // {time} (2006-01-02T150405) {utc} (20060102150405 + ms). An empty template or one ending in "/"
 // gets defaultName ("{track_id}-{time}" for tracks); a missing or wrong extension becomes ext.
 // The result is a clean relative path: leading "/" and every ".." are dropped, so it cannot escape
-// the output base (local directory or bucket prefix).
+// the output base (local directory or bucket prefix). A template written as a storage URL
+// ("s3://bucket/recordings/{room_name}.mp4", as LiveKit's examples do) names the key in the
+// request's storage: "recordings/…" (the storage config says which bucket).
 func OutputPath(template string, v FileVars, defaultName, ext string) string {
+	template = stripStorageURL(template)
 	if template == "" || strings.HasSuffix(template, "/") {
 		template += defaultName
 	}
@@ -60,4 +63,17 @@ func knownExt(e string) bool {
 		return true
 	}
 	return false
+}
+
+// stripStorageURL drops a "scheme://bucket/" prefix from a filepath template.
+func stripStorageURL(template string) string {
+	i := strings.Index(template, "://")
+	if i <= 0 || strings.ContainsAny(template[:i], "/{}") {
+		return template
+	}
+	rest := template[i+3:]
+	if j := strings.Index(rest, "/"); j >= 0 {
+		return rest[j+1:]
+	}
+	return ""
 }

@@ -21,6 +21,10 @@ func TestOutputPath(t *testing.T) {
 		{"absolute made relative", "/var/x/{track_id}.ogg", ".ogg", "var/x/TR_a.ogg"},
 		{"dotdot inside name", "a..b/../../c", ".mp4", "a_b/c.mp4"},
 		{"only dots", "../..", ".ogg", "output.ogg"},
+		{"storage URL names the key", "s3://bucket/recordings/{room_name}-{time}.mp4", ".mp4", "recordings/my-room-2026-11-24T090507.mp4"},
+		{"gs URL", "gs://b/{track_id}", ".ogg", "TR_a.ogg"},
+		{"bucket-only URL gets default", "s3://bucket", ".ogg", "TR_a-2026-11-24T090507.ogg"},
+		{"scheme-like text inside a name kept", "{room_name}/x://y", ".ogg", "my-room/x:/y.ogg"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

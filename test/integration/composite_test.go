@@ -68,7 +68,7 @@ func TestAutoEgress(t *testing.T) {
 	s.StartWorker(t, "worker", "capacity: {composite_cpu_cost: 0.6}\n")
 	rooms := lksdk.NewRoomServiceClient(s.HTTPURL, stack.APIKey, stack.APISecret)
 	if _, err := rooms.CreateRoom(ctx(t), &livekit.CreateRoomRequest{Name: "auto-room", Egress: &livekit.RoomEgress{
-		Room:   &livekit.RoomCompositeEgressRequest{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{room_name}-composite"}}},
+		Room:        &livekit.RoomCompositeEgressRequest{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{room_name}-composite"}}},
 		Participant: &livekit.AutoParticipantEgress{FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "auto/{participant_identity}"}}},
 		Tracks:      &livekit.AutoTrackEgress{Filepath: "auto/{track_id}"},
 	}}); err != nil {

@@ -102,7 +102,8 @@ func TestTrackCompositeEgress(t *testing.T) {
 }
 
 // TestStartEgressV2 uses the unified StartEgress with a MediaSource (a participant's video and
-// their audio) and request-level S3 storage (MinIO): it runs as a participant egress.
+// their audio) and request-level S3 storage (MinIO): it runs as a participant egress. The filepath
+// is written as a storage URL, as the seed does: the object lands at its key.
 func TestStartEgressV2(t *testing.T) {
 	s := stack.New(t)
 	s.StartWorker(t, "worker", "")
@@ -115,7 +116,7 @@ func TestStartEgressV2(t *testing.T) {
 			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "rita"}},
 			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_ParticipantIdentity{ParticipantIdentity: "rita"}}}}}},
 		Encoding: &livekit.StartEgressRequest_Preset{Preset: livekit.EncodingOptionsPreset_H264_720P_30},
-		Outputs:  []*livekit.Output{{Config: &livekit.Output_File{File: &livekit.FileOutput{Filepath: "v2/{publisher_identity}"}}}},
+		Outputs:  []*livekit.Output{{Config: &livekit.Output_File{File: &livekit.FileOutput{Filepath: "s3://v2-bucket/v2/{publisher_identity}"}}}}, // as the seed writes it
 		Storage: &livekit.StorageConfig{Provider: &livekit.StorageConfig_S3{S3: &livekit.S3Upload{AccessKey: minio.AccessKey, Secret: minio.Secret,
 			Endpoint: minio.Endpoint, Bucket: "v2-bucket", ForcePathStyle: true}}},
 	})
