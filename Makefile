@@ -30,7 +30,7 @@ dev: deps build
 	@scripts/dev.sh
 
 bench: deps build
-	MEDIAWORKER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/... | tee /tmp/mediaworker-bench.txt
+	MEDIAWORKER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/... | tee /tmp/mediaworker-bench.txt
 
 clean:
 	rm -rf bin

@@ -112,20 +112,19 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	params := source.RoomParams{WsURL: conf.WsURL, Token: token, Log: rec.log,
 		Audio: !plan.VideoOnly, Video: !q.GetAudioOnly(),
 		OnTrack: func(t source.TrackMeta) bool {
-			pan, preferred := mix.pan(t.ParticipantKind == livekit.ParticipantInfo_AGENT), false
-			if sel != nil {
-				take := false
-				if t.Kind == "audio" {
-					pan, take = sel.audio(t)
-				} else {
-					take, preferred = sel.video(t)
-				}
-				if !take {
-					return false
-				}
-			}
 			if t.Kind == "audio" {
-				return comp.AddAudio(t.ID, pan) == nil
+				if sel != nil {
+					pan, take := sel.audio(t)
+					return take && comp.AddAudio(t.ID, pan) == nil
+				}
+				return comp.AddAudio(t.ID, mix.pan(t.ParticipantKind == livekit.ParticipantInfo_AGENT)) == nil
+			}
+			take, preferred := true, false
+			if sel != nil {
+				take, preferred = sel.video(t)
+			}
+			if !take {
+				return false
 			}
 			c, err := codecOf(t.Mime)
 			if err == nil {

@@ -291,23 +291,23 @@ func regionColor(t *testing.T, path string, sec float64, crop string) [3]int {
 	return [3]int{int(out[0]), int(out[1]), int(out[2])}
 }
 
-// TestRoomCompositeDualChannel records an audio-only composite with DUAL_CHANNEL_ALTERNATE: the two
-// participants' tones (440 and 880 Hz) land in different channels of the OGG/Opus file.
+// TestRoomCompositeDualChannel records a composite with DUAL_CHANNEL_ALTERNATE, cameras composed
+// too (the common case): the two participants' tones (440 and 880 Hz) land in different channels.
 func TestRoomCompositeDualChannel(t *testing.T) {
 	s := stack.New(t)
 	s.StartWorker(t, "worker", "")
 	s.CreateRoom(t, "dual-room")
-	s.Publish(t, "dual-room", "low", stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
-	s.Publish(t, "dual-room", "high", stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
-	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "dual-room", AudioOnly: true,
+	s.Publish(t, "dual-room", "low", stack.Media{Name: "cam", Codec: "h264", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
+	s.Publish(t, "dual-room", "high", stack.Media{Name: "cam", Codec: "h264", Seconds: 30}, stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "dual-room",
 		AudioMixing: livekit.AudioMixing_DUAL_CHANNEL_ALTERNATE, FileOutputs: []*livekit.EncodedFileOutput{{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	end := stopAfter(t, s, info.EgressId, 4*time.Second)
 	path := end.FileResults[0].Location
-	if p := stack.FFprobe(t, path); len(p.Streams) != 1 || p.Streams[0].CodecName != "opus" {
-		t.Fatalf("want one opus stream (OGG), got %+v", p.Streams)
+	if p := stack.FFprobe(t, path); len(p.Streams) != 2 || p.Streams[1].CodecName != "aac" {
+		t.Fatalf("want H.264 + AAC (MP4), got %+v", p.Streams)
 	}
 	pcm, err := exec.Command("ffmpeg", "-v", "error", "-ss", "2", "-t", "1", "-i", path, "-f", "s16le", "-ac", "2", "-ar", "48000", "-").Output()
 	if err != nil {
