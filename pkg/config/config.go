@@ -162,7 +162,7 @@ type CapacityConfig struct {
 	// CompositeCPUCost is the cores reserved per room composite. Default 1.0.
 	CompositeCPUCost float64 `yaml:"composite_cpu_cost"`
 	// AudioCPUCost is the cores reserved per audio-only transcoding egress (audio-only room or
-	// media composite, audio-only track composite; 3 microphones mixed measured at 0.12). Default 0.15.
+	// media composite, audio-only track composite; 3 microphones mixed to Opus measured at 0.088). Default 0.1.
 	AudioCPUCost float64 `yaml:"audio_cpu_cost"`
 	// MaxJobs caps concurrent jobs whatever their cost. Default 200.
 	MaxJobs int `yaml:"max_jobs"`
@@ -195,7 +195,7 @@ func Default() *Config {
 			TrackCPUCost:      0.02,
 			TranscodeCPUCost:  0.6,
 			CompositeCPUCost:  1.0,
-			AudioCPUCost:      0.15,
+			AudioCPUCost:      0.1,
 			MaxJobs:           200,
 		},
 		Ingress: IngressConfig{RTMPAddr: ":1935", CPUCost: 1.0},
