@@ -157,6 +157,8 @@ func TestV2Mapping(t *testing.T) {
 			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a"}},
 			Audio: &livekit.AudioConfig{Routes: []*livekit.AudioRoute{{Match: &livekit.AudioRoute_ParticipantIdentity{ParticipantIdentity: "a"}},
 				{Match: &livekit.AudioRoute_ParticipantKind{ParticipantKind: livekit.ParticipantInfo_AGENT}}}}}}}), KindRoomComposite, "", false},
+		{"preferred screen share is a composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "a", PreferScreenShare: true}}}}}), KindRoomComposite, "", false},
 		{"capture_all is a composite", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
 			Audio: &livekit.AudioConfig{CaptureAll: true}}}}), KindRoomComposite, "", true},
 		{"route without a match", v2(&livekit.StartEgressRequest{Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
@@ -224,6 +226,14 @@ func TestMediaSelection(t *testing.T) {
 	sel.captureAll = true
 	if pan, ok := sel.audio(source.TrackMeta{ID: "TR_g", Kind: "audio", Identity: "guest"}); pan != 0 || !ok {
 		t.Errorf("capture_all: guest pan %v ok %v, want both channels", pan, ok)
+	}
+	// No audio config: the video's participant is heard, in both channels, and no one else.
+	own := &mediaSelection{videoIdentity: "host", screenShare: true}
+	if pan, ok := own.audio(source.TrackMeta{ID: "TR_h", Kind: "audio", Identity: "host"}); pan != 0 || !ok {
+		t.Errorf("own audio: pan %v ok %v, want both channels", pan, ok)
+	}
+	if _, ok := own.audio(source.TrackMeta{ID: "TR_g", Kind: "audio", Identity: "guest"}); ok {
+		t.Error("without routes a guest's audio was taken")
 	}
 	for _, c := range []struct {
 		tr              source.TrackMeta

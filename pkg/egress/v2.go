@@ -88,9 +88,10 @@ func fromV2(egressID, roomID string, q *livekit.StartEgressRequest) (*rpc.StartE
 }
 
 // fromMedia maps a MediaSource. A video track id with at most one audio track id becomes a track
-// composite; a participant's video with their own audio (or none routed) a participant egress.
-// Any other audio routing (several tracks, by participant kind, to one channel, capture_all) runs
-// as a native composite of the selected video with the routed audio mixed (mediaSelection).
+// composite; a participant's camera with their own audio (or none routed) a participant egress.
+// Any other audio routing (several tracks, by participant kind, to one channel, capture_all), and
+// a preferred screen share (shown when there is one, the camera otherwise), run as a native
+// composite of the selected video with the routed audio mixed (mediaSelection).
 func fromMedia(out *rpc.StartEgressRequest, q *livekit.StartEgressRequest, m *livekit.MediaSource, files []*livekit.EncodedFileOutput,
 	streams []*livekit.StreamOutput, segments []*livekit.SegmentedFileOutput, images []*livekit.ImageOutput) error {
 	sel, err := newMediaSelection(m)
@@ -186,7 +187,7 @@ func (s *mediaSelection) hasVideo() bool { return s.videoTrack != "" || s.videoI
 // routed says whether the selection needs mixing: anything but one audio track id beside a video
 // track id, or a participant's own audio beside their video, all to both channels.
 func (s *mediaSelection) routed() bool {
-	if s.captureAll {
+	if s.captureAll || s.screenShare {
 		return true
 	}
 	for _, r := range s.routes {
@@ -207,8 +208,12 @@ func (s *mediaSelection) routed() bool {
 
 // audio is where track t goes in the stereo field (-1 left, 0 both, 1 right), ok false when no
 // route takes it. The most specific match wins: track id, then identity, then participant kind
-// (the first route of each); capture_all takes the rest to both channels.
+// (the first route of each); capture_all takes the rest to both channels. Without any audio
+// config a participant's video comes with their own audio, as in a participant egress.
 func (s *mediaSelection) audio(t source.TrackMeta) (pan float64, ok bool) {
+	if len(s.routes) == 0 && !s.captureAll {
+		return 0, s.videoIdentity != "" && t.Identity == s.videoIdentity
+	}
 	best := 0
 	var channel livekit.AudioChannel
 	for _, r := range s.routes {

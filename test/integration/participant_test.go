@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +251,58 @@ func meanVolume(t *testing.T, path string, start, secs float64) float64 {
 	}
 	t.Fatalf("no volume for %s: %s", path, out)
 	return 0
+}
+
+// TestParticipantScreenShare: StartParticipantEgress with screen_share records the participant's
+// screen share (published here 3 s after the request), not their camera; a v2 media source that
+// prefers the screen share shows the camera until the screen share is published, then the screen
+// share, with the participant's microphone.
+func TestParticipantScreenShare(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "screen-room")
+	sam := s.Publish(t, "screen-room", "sam", stack.Media{Name: "cam", Codec: "h264", Color: "red", Seconds: 40}, stack.Media{Name: "mic", Codec: "opus", Seconds: 40})
+	v1, err := s.Egress().StartParticipantEgress(ctx(t), &livekit.ParticipantEgressRequest{RoomName: "screen-room", Identity: "sam", ScreenShare: true,
+		FileOutputs: []*livekit.EncodedFileOutput{{Filepath: "screen/v1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := s.StartEgressV2(ctx(t), &livekit.StartEgressRequest{RoomName: "screen-room",
+		Source: &livekit.StartEgressRequest_Media{Media: &livekit.MediaSource{
+			Video: &livekit.MediaSource_ParticipantVideo{ParticipantVideo: &livekit.ParticipantVideo{Identity: "sam", PreferScreenShare: true}}}},
+		Outputs: []*livekit.Output{{Config: &livekit.Output_File{File: &livekit.FileOutput{Filepath: "screen/v2"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, v2.EgressId, "egress_updated", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	sam.Add(t, stack.Media{Name: "screen", Codec: "h264", Color: "green", Source: livekit.TrackSource_SCREEN_SHARE, Seconds: 40})
+	waitEvent(t, s, v1.EgressId, "egress_updated", 15*time.Second)
+	time.Sleep(4 * time.Second)
+	e1, e2 := stop(t, s, v1.EgressId), stop(t, s, v2.EgressId)
+
+	allOf := func(path string, sec float64, want string) {
+		t.Helper()
+		for i, px := range mediatest.Pixels(t, path, sec) {
+			if mediatest.ColorOf(px) != want {
+				t.Fatalf("%s at %.1f s: want %s everywhere, got %v at %d", filepath.Base(path), sec, want, px, i)
+			}
+		}
+	}
+	path := e1.FileResults[0].Location
+	p := stack.FFprobe(t, path)
+	if e1.Status != livekit.EgressStatus_EGRESS_COMPLETE || len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" {
+		t.Fatalf("screen_share egress: %s %q, streams %+v", e1.Status, e1.Error, p.Streams)
+	}
+	allOf(path, 0.5, "green")
+	allOf(path, p.Duration()-1, "green")
+
+	path = e2.FileResults[0].Location
+	p = stack.FFprobe(t, path)
+	if len(p.Streams) != 2 || p.Streams[1].CodecName != "aac" {
+		t.Fatalf("preferred screen share media source: streams %+v", p.Streams)
+	}
+	allOf(path, 1.5, "red")
+	allOf(path, p.Duration()-1, "green")
 }

@@ -33,6 +33,8 @@ type Media struct {
 	// medium, low) one solid colour, so a recording shows which layer it was made from.
 	Simulcast   bool
 	LayerColors [3]string
+	// Source is the track's source (default CAMERA for video, MICROPHONE for audio).
+	Source livekit.TrackSource
 }
 
 // simulcastLayers are the layers of a Simulcast camera, high to low.
@@ -189,6 +191,9 @@ func (p *Publisher) Add(t testing.TB, media ...Media) {
 		src := livekit.TrackSource_CAMERA
 		if m.Codec == "opus" {
 			src = livekit.TrackSource_MICROPHONE
+		}
+		if m.Source != livekit.TrackSource_UNKNOWN {
+			src = m.Source
 		}
 		pub, err := p.Room.LocalParticipant.PublishTrack(tr, &lksdk.TrackPublicationOptions{Name: m.Name, Source: src})
 		if err != nil {
