@@ -115,6 +115,9 @@ func checkStreamURL(protocol livekit.StreamProtocol, raw string) error {
 			ok = ok && protocol != livekit.StreamProtocol_SRT
 		case "srt":
 			ok = u.Host != "" && u.Port() != "" && protocol != livekit.StreamProtocol_RTMP
+		case "ws", "wss":
+			return psrpc.NewErrorf(psrpc.Unimplemented, "stream_outputs.urls: %q: streaming a composite's audio over WebSocket is %v; "+
+				"a track egress with websocket_url streams one track's audio as PCM", redactStreamURL(raw), ErrUnimplemented)
 		}
 	}
 	if ok {

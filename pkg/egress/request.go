@@ -78,7 +78,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 			return r, err
 		}
 		if q2.GetCustomBaseUrl() != "" {
-			return r, psrpc.NewErrorf(psrpc.Unimplemented, "custom_base_url needs a browser: web templates are %v; the native layouts grid, grid-light, grid-dark work", ErrUnimplemented)
+			return r, psrpc.NewErrorf(psrpc.Unimplemented, "custom_base_url needs a browser: web templates are %v; the native layouts grid, speaker and single-speaker (each with -light or -dark) work", ErrUnimplemented)
 		}
 		if !compositeLayoutSupported(q2.GetLayout()) {
 			return r, psrpc.NewErrorf(psrpc.Unimplemented, "layout %q is %v; grid, speaker and single-speaker (each with -light or -dark) work", q2.GetLayout(), ErrUnimplemented)
@@ -122,7 +122,7 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 	default:
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "egress request has no source (room composite, web, participant, track composite or track)")
 	}
-	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; track egress works today (see the README's feature table)", r.Kind, ErrUnimplemented)
+	return r, psrpc.NewErrorf(psrpc.Unimplemented, "%s egress is %v; room composite, participant, track composite and track egress work (see the README's feature table)", r.Kind, ErrUnimplemented)
 }
 
 func needRoom(name string) error {

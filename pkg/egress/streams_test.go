@@ -32,6 +32,7 @@ func TestCheckStreamURL(t *testing.T) {
 		{livekit.StreamProtocol_SRT, "rtmp://host/app/key", false},
 		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "http://host/app/key", false},
 		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "not a url", false},
+		{livekit.StreamProtocol_DEFAULT_PROTOCOL, "wss://stt.example.com/streamkey", false}, // Unimplemented, below
 	}
 	for _, tc := range tests {
 		err := checkStreamURL(tc.proto, tc.url)
@@ -41,6 +42,10 @@ func TestCheckStreamURL(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "streamkey") {
 			t.Errorf("error shows the key: %v", err)
 		}
+	}
+	var pe psrpc.Error
+	if err := checkStreamURL(livekit.StreamProtocol_DEFAULT_PROTOCOL, "ws://127.0.0.1/x"); !errors.As(err, &pe) || pe.Code() != psrpc.Unimplemented {
+		t.Errorf("ws:// stream output: want Unimplemented, got %v", err)
 	}
 }
 
