@@ -116,19 +116,23 @@ func checkStreamURL(protocol livekit.StreamProtocol, raw string) error {
 		case "srt":
 			ok = u.Host != "" && u.Port() != "" && protocol != livekit.StreamProtocol_RTMP
 		case "ws", "wss":
-			return psrpc.NewErrorf(psrpc.Unimplemented, "stream_outputs.urls: %q: streaming a composite's audio over WebSocket is %v; "+
-				"a track egress with websocket_url streams one track's audio as PCM", redactStreamURL(raw), ErrUnimplemented)
+			ok = u.Host != "" && (protocol == livekit.StreamProtocol_DEFAULT_PROTOCOL || protocol == livekit.StreamProtocol_WEBSOCKET)
+		}
+		if protocol == livekit.StreamProtocol_WEBSOCKET && u.Scheme != "ws" && u.Scheme != "wss" {
+			ok = false
 		}
 	}
 	if ok {
 		return nil
 	}
-	want := "an rtmp://host/app/key, rtmps://, mux://key, twitch://key or srt://host:port URL"
+	want := "an rtmp://host/app/key, rtmps://, mux://key, twitch://key, srt://host:port or ws(s)://host/path URL"
 	switch protocol {
 	case livekit.StreamProtocol_RTMP:
 		want = "an rtmp://host/app/key, rtmps://, mux://key or twitch://key URL (protocol RTMP)"
 	case livekit.StreamProtocol_SRT:
 		want = "an srt://host:port URL (protocol SRT)"
+	case livekit.StreamProtocol_WEBSOCKET:
+		want = "a ws://host/path or wss://host/path URL (protocol WEBSOCKET)"
 	}
 	return psrpc.NewErrorf(psrpc.InvalidArgument, "stream_outputs.urls: %q is not %s", redactStreamURL(raw), want)
 }

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mediaworker/mediaworker/pkg/pipeline"
+	"github.com/mediaworker/mediaworker/pkg/sink"
 )
 
 // Stream destination retry policy: a destination that fails is reconnected with a growing delay;
@@ -34,7 +36,7 @@ type encodedSample struct {
 	pts   time.Duration
 }
 
-// streams fans the encoded media out to the stream destinations (RTMP, RTMPS, SRT), each on its
+// streams fans the encoded media out to the stream destinations (RTMP, RTMPS, SRT, WebSocket), each on its
 // own goroutine and pipeline, and keeps their StreamInfo. Destinations can be added and removed
 // while it runs (UpdateStream).
 type streams struct {
@@ -243,6 +245,9 @@ var errStreamEnded = errors.New("the destination closed the stream")
 // send runs one connection: it starts at a keyframe with timestamps from 0 and returns nil when
 // the destination is removed, or the error that ended it.
 func (s *streams) send(d *streamDest) error {
+	if isWebSocket(d.url) {
+		return s.sendWebSocket(d)
+	}
 	snd, err := pipeline.NewStreamSender(pipeline.StreamPlan{URL: d.url, Video: s.video, Audio: s.audio, AudioRate: s.audioRate})
 	if err != nil {
 		return err
@@ -251,6 +256,9 @@ func (s *streams) send(d *streamDest) error {
 	synced, base := false, time.Duration(0)
 	lastAudio := time.Duration(-1) // pts of the last audio frame sent
 	frame := time.Duration(1024) * time.Second / time.Duration(max(s.audioRate, 1))
+	// The video encoder holds frames longer than the audio encoder: when a keyframe arrives, the
+	// audio of its first ≈ 0.5 s has gone by already. It is kept while waiting, and sent after it.
+	var early []encodedSample
 	for {
 		select {
 		case <-d.stop:
@@ -262,14 +270,32 @@ func (s *streams) send(d *streamDest) error {
 			return err
 		case smp := <-d.in:
 			if smp.data == nil { // samples were lost: start again at a keyframe
-				synced = false
+				synced, early = false, nil
 				continue
 			}
 			if !synced {
 				if s.video && !(smp.video && smp.key) {
+					if !smp.video {
+						early = keepEarlyAudio(early, smp)
+					}
 					continue
 				}
 				synced, base = true, smp.pts
+				if smp.video {
+					if err := snd.PushVideo(smp.data, 0); err != nil {
+						return err
+					}
+					for _, a := range early {
+						if a.pts >= base && a.pts-base > lastAudio {
+							lastAudio = a.pts - base
+							if err := snd.PushAudio(a.data, lastAudio); err != nil {
+								return err
+							}
+						}
+					}
+					early = nil
+					continue
+				}
 			}
 			if smp.pts < base || (!smp.video && smp.pts-base <= lastAudio) {
 				continue
@@ -285,6 +311,84 @@ func (s *streams) send(d *streamDest) error {
 			}
 			lastAudio = smp.pts - base
 			if err := snd.PushAudio(smp.data, lastAudio); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// earlyAudio bounds the audio kept while a destination waits for a keyframe.
+const earlyAudio = 2 * time.Second
+
+// keepEarlyAudio appends an audio sample to those kept before the first keyframe, dropping what
+// is older than earlyAudio behind it.
+func keepEarlyAudio(early []encodedSample, smp encodedSample) []encodedSample {
+	early = append(early, smp)
+	i := 0
+	for i < len(early) && smp.pts-early[i].pts > earlyAudio {
+		i++
+	}
+	return early[i:]
+}
+
+// isWebSocket says whether a stream URL is a WebSocket destination (ws:// or wss://).
+func isWebSocket(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	return err == nil && (u.Scheme == "ws" || u.Scheme == "wss")
+}
+
+// sendWebSocket runs one WebSocket connection: the egress's audio decoded to PCM (S16LE 48 kHz
+// stereo in binary frames, as the official egress sends it), no video. It returns nil when the
+// destination is removed, or the error that ended it.
+func (s *streams) sendWebSocket(d *streamDest) error {
+	if !s.audio {
+		return errors.New("a WebSocket stream carries audio, and this egress records none")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ws, err := sink.DialWebSocket(ctx, d.url)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer ws.Close()
+	werr := make(chan error, 1)
+	snd, err := pipeline.NewStreamSender(pipeline.StreamPlan{URL: d.url, Audio: true, AudioRate: s.audioRate, PCM: func(pcm []byte) {
+		if err := ws.WriteAudio(pcm); err != nil {
+			select {
+			case werr <- err:
+			default:
+			}
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	defer snd.Close() // before ws.Close: the last decoded audio is still written
+	synced, base := false, time.Duration(0)
+	last := time.Duration(-1)
+	for {
+		select {
+		case <-d.stop:
+			return nil
+		case err := <-snd.Done():
+			if err == nil {
+				err = errStreamEnded
+			}
+			return err
+		case err := <-werr:
+			return err
+		case smp := <-d.in:
+			if smp.data == nil || smp.video {
+				continue
+			}
+			if !synced {
+				synced, base = true, smp.pts
+			}
+			if smp.pts < base || smp.pts-base <= last {
+				continue
+			}
+			last = smp.pts - base
+			if err := snd.PushAudio(smp.data, last); err != nil {
 				return err
 			}
 		}

@@ -5,13 +5,18 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/go-gst/go-gst/gst"
 )
 
 // StreamPlan is one live stream destination fed with already-encoded media.
 type StreamPlan struct {
-	URL          string // rtmp://, rtmps:// or srt://
+	URL          string // rtmp://, rtmps://, srt://, or ws:// / wss:// (then PCM is required)
 	Video, Audio bool   // H.264 access units (Annex-B) / raw AAC-LC frames
 	AudioRate    int    // AAC sample rate (2 channels)
+	// PCM receives the audio decoded to S16LE 48 kHz stereo, for a WebSocket destination (which
+	// the caller connects and writes: audio only, as the official egress sends it).
+	PCM func(pcm []byte)
 }
 
 // StreamSender sends one destination. Each destination is its own small pipeline so that one
@@ -20,6 +25,7 @@ type StreamPlan struct {
 //	appsrc (H.264) → h264parse ─┐
 //	appsrc (AAC)   → aacparse  ─┴→ flvmux → rtmp2sink   (rtmp, rtmps)
 //	                             └→ mpegtsmux → srtsink (srt, caller mode)
+//	appsrc (AAC)   → aacparse → AAC decoder → S16LE 48 kHz stereo → appsink → PCM (ws, wss)
 //
 // The appsrcs drop the oldest media beyond 3 s when the destination does not keep up, rather than
 // growing without bound.
@@ -35,13 +41,17 @@ func NewStreamSender(p StreamPlan) (*StreamSender, error) {
 		return nil, err
 	}
 	var srcs []string
-	if p.Video {
+	if p.Video && !p.webSocket() {
 		srcs = append(srcs, "vsrc")
 	}
 	if p.Audio {
 		srcs = append(srcs, "asrc")
 	}
-	g, err := start(desc, srcs, nil)
+	var sinks map[string]func([]byte, time.Duration, time.Duration)
+	if p.webSocket() {
+		sinks = map[string]func([]byte, time.Duration, time.Duration){"pcm": func(b []byte, _, _ time.Duration) { p.PCM(b) }}
+	}
+	g, err := start(desc, srcs, sinks)
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +66,33 @@ func NewStreamSender(p StreamPlan) (*StreamSender, error) {
 
 const senderQueue = `format=time is-live=false do-timestamp=false leaky-type=downstream max-bytes=0 max-buffers=0 max-time=3000000000`
 
+// webSocket says whether the destination is a WebSocket (audio only, sent as PCM by the caller).
+func (p StreamPlan) webSocket() bool {
+	u, err := url.Parse(p.URL)
+	return err == nil && (strings.EqualFold(u.Scheme, "ws") || strings.EqualFold(u.Scheme, "wss"))
+}
+
+// aacDecoder is the lightest AAC decoder installed: faad (gst-plugins-bad) spares a job that has
+// not loaded libav its ≈ 35 MB of libraries.
+func aacDecoder() string {
+	if gst.Find("faad") != nil {
+		return "faad"
+	}
+	return "avdec_aac"
+}
+
 func (p StreamPlan) describe() (string, error) {
 	u, err := url.Parse(p.URL)
 	if err != nil {
 		return "", fmt.Errorf("%w: stream url: %v", ErrPipeline, err)
+	}
+	if p.webSocket() {
+		if !p.Audio || p.PCM == nil {
+			return "", fmt.Errorf("%w: a WebSocket stream sends audio, and needs it and a PCM writer", ErrPipeline)
+		}
+		return fmt.Sprintf(`appsrc name=asrc %s caps="audio/mpeg,mpegversion=4,stream-format=raw,rate=%d,channels=2,codec_data=(buffer)%s,framed=true"
+			! aacparse ! %s ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2
+			! appsink name=pcm sync=false`, senderQueue, p.AudioRate, AudioSpecificConfig(p.AudioRate, 2), aacDecoder()), nil
 	}
 	var b stringsBuilder
 	if p.Video {

@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -142,7 +143,29 @@ func checkStream(t *testing.T, path string, secs float64) {
 	if e := stack.DecodeErrors(t, path); e != "" {
 		t.Fatalf("%s: decode: %s", path, e)
 	}
+	// The sound starts with the picture (the audio encoded before the first keyframe reached the
+	// destination is kept for it).
+	if a, v := firstPTS(t, path, "a"), firstPTS(t, path, "v"); a-v > 0.1 {
+		t.Fatalf("%s: the audio starts %.3f s after the video", path, a-v)
+	}
 	t.Logf("%s: %.2f s, %d audio packets", path, p.Duration(), n)
+}
+
+// firstPTS is the first packet time (s) of path's stream of kind ("a" or "v").
+func firstPTS(t *testing.T, path, kind string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", kind, "-read_intervals", "%+#5", "-show_entries", "packet=pts_time",
+		"-of", "csv=p=0", path).Output()
+	first := math.Inf(1)
+	for _, l := range strings.Fields(string(out)) {
+		if v, err := strconv.ParseFloat(strings.Trim(l, ","), 64); err == nil {
+			first = math.Min(first, v)
+		}
+	}
+	if err != nil || math.IsInf(first, 1) {
+		t.Fatalf("%s: no %s packet time: %v %s", path, kind, err, out)
+	}
+	return first
 }
 
 // TestStreamSRT streams a participant over SRT only, through the loss of their microphone;

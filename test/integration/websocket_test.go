@@ -121,3 +121,46 @@ func TestTrackEgressToWebSocket(t *testing.T) {
 	}
 	t.Logf("received %.2f s of PCM in %d frames", seconds, recv.frames)
 }
+
+// TestRoomCompositeWebSocketStream streams an audio-only room composite over WebSocket (a
+// stream output, as a transcription service takes it): the mix of two microphones (440 and
+// 880 Hz) arrives as S16LE 48 kHz stereo; the URL's token never shows in the results.
+func TestRoomCompositeWebSocketStream(t *testing.T) {
+	s := stack.New(t)
+	s.StartWorker(t, "worker", "")
+	s.CreateRoom(t, "wsmix-room")
+	s.Publish(t, "wsmix-room", "low", stack.Media{Name: "mic", Codec: "opus", Hz: 440, Seconds: 30})
+	s.Publish(t, "wsmix-room", "high", stack.Media{Name: "mic", Codec: "opus", Hz: 880, Seconds: 30})
+	recv := newWSReceiver(t)
+	info, err := s.Egress().StartRoomCompositeEgress(ctx(t), &livekit.RoomCompositeEgressRequest{RoomName: "wsmix-room", AudioOnly: true,
+		StreamOutputs: []*livekit.StreamOutput{{Protocol: livekit.StreamProtocol_WEBSOCKET, Urls: []string{recv.URL}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, info.EgressId, "egress_updated", 15*time.Second)
+	activeAt := time.Now()
+	time.Sleep(4 * time.Second)
+	end := stop(t, s, info.EgressId)
+	elapsed := time.Since(activeAt).Seconds()
+	if end.Status != livekit.EgressStatus_EGRESS_COMPLETE || strings.Contains(end.String(), "secret-token") {
+		t.Fatalf("%s %q; token in the final info: %v", end.Status, end.Error, strings.Contains(end.String(), "secret-token"))
+	}
+	if r := end.GetStreamResults(); len(r) != 1 || r[0].Status != livekit.StreamInfo_FINISHED {
+		t.Fatalf("stream results %v", r)
+	}
+	stack.Eventually(t, 5*time.Second, "socket closed", func() bool { recv.mu.Lock(); defer recv.mu.Unlock(); return recv.closed })
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	seconds := float64(len(recv.pcm)) / (48000 * 2 * 2)
+	if len(recv.pcm)%4 != 0 || seconds < 3 || seconds > elapsed+1 {
+		t.Fatalf("got %d bytes = %.2f s of 48 kHz stereo S16LE in %d frames; %.2f s passed", len(recv.pcm), seconds, recv.frames, elapsed)
+	}
+	second := recv.pcm[48000*4 : 2*48000*4] // the second second
+	for ch := range 2 {
+		a440, a880, a1320 := goertzel(second, ch, 440), goertzel(second, ch, 880), goertzel(second, ch, 1320)
+		if a440 < 0.05 || a880 < 0.05 || a1320 > 0.01 {
+			t.Fatalf("channel %d: tone amplitudes 440 Hz %.4f, 880 Hz %.4f, 1320 Hz %.4f; want both microphones and nothing else", ch, a440, a880, a1320)
+		}
+	}
+	t.Logf("received %.2f s of PCM in %d frames over %.2f s", seconds, recv.frames, elapsed)
+}
