@@ -66,12 +66,7 @@ func fromV2(egressID, roomID string, q *livekit.StartEgressRequest) (*rpc.StartE
 		t := src.Template
 		r := &livekit.RoomCompositeEgressRequest{RoomName: q.RoomName, Layout: t.GetLayout(), AudioOnly: t.GetAudioOnly(), VideoOnly: t.GetVideoOnly(),
 			CustomBaseUrl: t.GetCustomBaseUrl(), FileOutputs: files, StreamOutputs: streams, SegmentOutputs: segments, ImageOutputs: images}
-		if a := q.GetAdvanced(); a != nil {
-			r.Options = &livekit.RoomCompositeEgressRequest_Advanced{Advanced: a}
-		} else {
-			r.Options = &livekit.RoomCompositeEgressRequest_Preset{Preset: q.GetPreset()}
-		}
-		out.Request = &rpc.StartEgressRequest_RoomComposite{RoomComposite: r}
+		out.Request = roomComposite(r, q)
 	case *livekit.StartEgressRequest_Web:
 		w := src.Web
 		r := &livekit.WebEgressRequest{Url: w.GetUrl(), AudioOnly: w.GetAudioOnly(), VideoOnly: w.GetVideoOnly(), AwaitStartSignal: w.GetAwaitStartSignal(),
@@ -85,6 +80,16 @@ func fromV2(egressID, roomID string, q *livekit.StartEgressRequest) (*rpc.StartE
 		return nil, psrpc.NewErrorf(psrpc.InvalidArgument, "StartEgress: source is required (template, web or media)")
 	}
 	return out, nil
+}
+
+// roomComposite is the job for r with q's encoding.
+func roomComposite(r *livekit.RoomCompositeEgressRequest, q *livekit.StartEgressRequest) *rpc.StartEgressRequest_RoomComposite {
+	if a := q.GetAdvanced(); a != nil {
+		r.Options = &livekit.RoomCompositeEgressRequest_Advanced{Advanced: a}
+	} else {
+		r.Options = &livekit.RoomCompositeEgressRequest_Preset{Preset: q.GetPreset()}
+	}
+	return &rpc.StartEgressRequest_RoomComposite{RoomComposite: r}
 }
 
 // fromMedia maps a MediaSource. A video track id with at most one audio track id becomes a track
@@ -102,12 +107,7 @@ func fromMedia(out *rpc.StartEgressRequest, q *livekit.StartEgressRequest, m *li
 	if sel.routed() {
 		r := &livekit.RoomCompositeEgressRequest{RoomName: q.RoomName, Layout: pipeline.LayoutSingleSpeaker, AudioOnly: !sel.hasVideo(),
 			FileOutputs: files, StreamOutputs: streams, SegmentOutputs: segments, ImageOutputs: images}
-		if a := q.GetAdvanced(); a != nil {
-			r.Options = &livekit.RoomCompositeEgressRequest_Advanced{Advanced: a}
-		} else {
-			r.Options = &livekit.RoomCompositeEgressRequest_Preset{Preset: q.GetPreset()}
-		}
-		out.Request = &rpc.StartEgressRequest_RoomComposite{RoomComposite: r}
+		out.Request = roomComposite(r, q)
 		return nil
 	}
 	audioTrack := ""
