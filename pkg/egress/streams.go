@@ -245,7 +245,7 @@ var errStreamEnded = errors.New("the destination closed the stream")
 // send runs one connection: it starts at a keyframe with timestamps from 0 and returns nil when
 // the destination is removed, or the error that ended it.
 func (s *streams) send(d *streamDest) error {
-	if isWebSocket(d.url) {
+	if pipeline.IsWebSocketURL(d.url) {
 		return s.sendWebSocket(d)
 	}
 	snd, err := pipeline.NewStreamSender(pipeline.StreamPlan{URL: d.url, Video: s.video, Audio: s.audio, AudioRate: s.audioRate})
@@ -329,12 +329,6 @@ func keepEarlyAudio(early []encodedSample, smp encodedSample) []encodedSample {
 		i++
 	}
 	return early[i:]
-}
-
-// isWebSocket says whether a stream URL is a WebSocket destination (ws:// or wss://).
-func isWebSocket(raw string) bool {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	return err == nil && (u.Scheme == "ws" || u.Scheme == "wss")
 }
 
 // sendWebSocket runs one WebSocket connection: the egress's audio decoded to PCM (S16LE 48 kHz

@@ -184,8 +184,9 @@ func newMediaSelection(m *livekit.MediaSource) (*mediaSelection, error) {
 
 func (s *mediaSelection) hasVideo() bool { return s.videoTrack != "" || s.videoIdentity != "" }
 
-// routed says whether the selection needs mixing: anything but one audio track id beside a video
-// track id, or a participant's own audio beside their video, all to both channels.
+// routed says whether the selection runs as a composite: anything but one audio track id beside a
+// video track id, or a participant's own audio beside their camera, all to both channels (a
+// preferred screen share needs the composite too: it switches between two videos).
 func (s *mediaSelection) routed() bool {
 	if s.captureAll || s.screenShare {
 		return true

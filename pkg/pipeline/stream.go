@@ -66,11 +66,14 @@ func NewStreamSender(p StreamPlan) (*StreamSender, error) {
 
 const senderQueue = `format=time is-live=false do-timestamp=false leaky-type=downstream max-bytes=0 max-buffers=0 max-time=3000000000`
 
-// webSocket says whether the destination is a WebSocket (audio only, sent as PCM by the caller).
-func (p StreamPlan) webSocket() bool {
-	u, err := url.Parse(p.URL)
+// IsWebSocketURL says whether a stream destination is a WebSocket (ws:// or wss://): audio only,
+// sent as PCM by the caller.
+func IsWebSocketURL(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
 	return err == nil && (strings.EqualFold(u.Scheme, "ws") || strings.EqualFold(u.Scheme, "wss"))
 }
+
+func (p StreamPlan) webSocket() bool { return IsWebSocketURL(p.URL) }
 
 // aacDecoder is the lightest AAC decoder installed: faad (gst-plugins-bad) spares a job that has
 // not loaded libav its ≈ 35 MB of libraries.
