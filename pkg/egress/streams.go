@@ -285,13 +285,8 @@ func (s *streams) send(d *streamDest) error {
 					if err := snd.PushVideo(smp.data, 0); err != nil {
 						return err
 					}
-					for _, a := range early {
-						if a.pts >= base && a.pts-base > lastAudio {
-							lastAudio = a.pts - base
-							if err := snd.PushAudio(a.data, lastAudio); err != nil {
-								return err
-							}
-						}
+					if err := pushEarlyAudio(snd, early, base, &lastAudio); err != nil {
+						return err
 					}
 					early = nil
 					continue
@@ -319,6 +314,20 @@ func (s *streams) send(d *streamDest) error {
 
 // earlyAudio bounds the audio kept while a destination waits for a keyframe.
 const earlyAudio = 2 * time.Second
+
+// pushEarlyAudio sends the audio kept before the keyframe at base that belongs after it.
+func pushEarlyAudio(snd *pipeline.StreamSender, early []encodedSample, base time.Duration, lastAudio *time.Duration) error {
+	for _, a := range early {
+		if a.pts < base || a.pts-base <= *lastAudio {
+			continue
+		}
+		*lastAudio = a.pts - base
+		if err := snd.PushAudio(a.data, *lastAudio); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // keepEarlyAudio appends an audio sample to those kept before the first keyframe, dropping what
 // is older than earlyAudio behind it.
