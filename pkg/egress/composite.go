@@ -176,6 +176,7 @@ func (rec *recording) runRoomComposite(ctx context.Context) error {
 	}
 	defer room.Close()
 	comp.OnTileSizes(func(id string, s pipeline.TileSize) { room.SetVideoSize(id, s.W, s.H) })
+	comp.OnDecodedSize(room.ReceivedVideoSize)
 	defer rec.dropJournal()
 	// The canvas is recorded from the start, participants or not: the egress is ACTIVE now.
 	start := time.Now()

@@ -44,13 +44,14 @@ type Composer struct {
 	comp *gst.Element
 	amix *gst.Element
 
-	mu      sync.Mutex // guards inputs, order, layout, speaker, sizes, onSize
+	mu      sync.Mutex // guards inputs, order, layout, speaker, sizes, onSize, onRecv
 	inputs  map[string]*input
 	order   []string // video inputs in tile order
 	layout  string   // "grid" (default), "speaker" or "single-speaker"
 	speaker string   // video input of the active speaker, "" = the first
 	sizes   map[string]TileSize
 	onSize  func(id string, size TileSize)
+	onRecv  func(id string, w, h int)
 }
 
 // TileSize is the size a video input is drawn at; zero when it is hidden or muted.
@@ -171,6 +172,7 @@ func (c *Composer) AddVideo(id, codec string) error {
 	}
 	in.video = true
 	in.pad.SetArg("sizing-policy", "keep-aspect-ratio")
+	c.watchDecodedSize(id, in.bin)
 	c.relayout(func() {
 		c.inputs[id] = in
 		c.order = append(c.order, id)
@@ -284,6 +286,46 @@ func (c *Composer) OnTileSizes(fn func(id string, size TileSize)) {
 	for id, s := range now {
 		fn(id, s)
 	}
+}
+
+// OnDecodedSize calls fn with a video input's picture size when its decoder first outputs a
+// picture and whenever the size changes: which simulcast layer the SFU actually sends.
+func (c *Composer) OnDecodedSize(fn func(id string, w, h int)) {
+	c.mu.Lock()
+	c.onRecv = fn
+	c.mu.Unlock()
+}
+
+// watchDecodedSize reports the sizes in the caps events leaving input id's decoder chain.
+func (c *Composer) watchDecodedSize(id string, bin *gst.Bin) {
+	out, err := bin.GetElementByName("out")
+	if err != nil {
+		return
+	}
+	out.GetStaticPad("sink").AddProbe(gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		ev := info.GetEvent()
+		if ev == nil || ev.Type() != gst.EventTypeCaps {
+			return gst.PadProbeOK
+		}
+		st := ev.ParseCaps().GetStructureAt(0)
+		if st == nil {
+			return gst.PadProbeOK
+		}
+		w, errW := st.GetValue("width")
+		h, errH := st.GetValue("height")
+		wi, okW := w.(int)
+		hi, okH := h.(int)
+		if errW != nil || errH != nil || !okW || !okH {
+			return gst.PadProbeOK
+		}
+		c.mu.Lock()
+		fn := c.onRecv
+		c.mu.Unlock()
+		if fn != nil {
+			fn(id, wi, hi)
+		}
+		return gst.PadProbeOK
+	})
 }
 
 // relayout changes the composer's state with change, re-tiles, and reports the tile sizes that

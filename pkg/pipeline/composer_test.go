@@ -17,7 +17,7 @@ import (
 
 func TestComposerGrid(t *testing.T) {
 	red := mediatest.SolidH264(t, "red", 640, 360, 30, 4)
-	green := mediatest.SolidH264(t, "green", 640, 360, 30, 4)
+	green := mediatest.SolidH264(t, "green", 320, 180, 30, 4)
 	tone := mediatest.Opus(t, 440, 4)
 	out := filepath.Join(t.TempDir(), "grid.mp4")
 	c, err := NewComposer(ComposePlan{Width: 1280, Height: 720, Framerate: 30, VideoKbps: 2000, Profile: "main",
@@ -25,6 +25,13 @@ func TestComposerGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	decoded := map[string][2]int{}
+	c.OnDecodedSize(func(id string, w, h int) {
+		mu.Lock()
+		decoded[id] = [2]int{w, h}
+		mu.Unlock()
+	})
 	for _, in := range []string{"red", "green"} {
 		if err := c.AddVideo(in, "h264"); err != nil {
 			t.Fatal(err)
@@ -53,6 +60,11 @@ func TestComposerGrid(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	if decoded["red"] != [2]int{640, 360} || decoded["green"] != [2]int{320, 180} {
+		t.Errorf("decoded sizes reported: %v, want red 640x360 and green 320x180", decoded)
+	}
+	mu.Unlock()
 	probe, _ := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height:format=duration", "-of", "csv=p=0", out).Output()
 	if s := string(probe); !strings.Contains(s, "h264,1280,720") || !strings.Contains(s, "aac") {
 		t.Fatalf("ffprobe: %s", probe)

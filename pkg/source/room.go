@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
@@ -50,10 +52,12 @@ type Room struct {
 	room *lksdk.Room
 
 	ending
-	mu       sync.Mutex // guards active, pubs, sizes, speakers, speaker, endOwner
+	mu       sync.Mutex // guards active, pubs, sizes, recv, checks, speakers, speaker, endOwner
 	active   map[string]bool
 	pubs     map[string]*lksdk.RemoteTrackPublication // video tracks composed
 	sizes    map[string][2]int                        // the size each video track is drawn at
+	recv     map[string][2]int                        // the picture size each video track arrives at
+	checks   map[string]*layerCheck                   // each video track's pending layer check
 	speakers []lksdk.Participant                      // the server's active speakers, loudest first
 	speaker  string                                   // the video track last reported to OnSpeaker
 	endOwner string                                   // the publisher of EndOnUnpublish's track
@@ -61,7 +65,8 @@ type Room struct {
 
 // SubscribeRoom joins the room as a hidden recorder and subscribes to its media.
 func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
-	r := &Room{p: p, ending: newEnding(), active: map[string]bool{}, pubs: map[string]*lksdk.RemoteTrackPublication{}, sizes: map[string][2]int{}}
+	r := &Room{p: p, ending: newEnding(), active: map[string]bool{}, pubs: map[string]*lksdk.RemoteTrackPublication{},
+		sizes: map[string][2]int{}, recv: map[string][2]int{}, checks: map[string]*layerCheck{}}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = func(tr *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
 		kind := string(pub.Kind())
@@ -85,6 +90,7 @@ func SubscribeRoom(_ context.Context, p RoomParams) (*Room, error) {
 		r.mu.Unlock()
 		if sized && kind == "video" {
 			requestSize(pub, size)
+			r.checkLayerLater(id, true)
 		}
 		p.Log.Info("composing track", "track_id", id, "kind", kind, "participant", rp.Identity(), "mime", tr.Codec().MimeType)
 		if kind == "video" {
@@ -193,7 +199,139 @@ func (r *Room) SetVideoSize(id string, w, h int) {
 	r.p.Log.Debug("video tile size", "track_id", id, "width", w, "height", h, "subscribed", pub != nil)
 	if pub != nil {
 		requestSize(pub, [2]int{w, h})
+		r.checkLayerLater(id, true)
 	}
+}
+
+// Layer checks: livekit-server now and then keeps sending the layer a track started on after
+// being asked for another one (its allocator can miss a request that arrives while it registers
+// the subscription); asking again with the same size is ignored as a repeat. So a while after
+// each request the room compares the picture size that arrives with the layer that fits, and
+// when they differ asks for another layer first and then for the size again.
+const (
+	layerCheckAfter = 4 * time.Second        // ≥ two keyframe intervals of a 2 s GOP publisher
+	layerNudgeGap   = 300 * time.Millisecond // > livekit-server's 100 ms settings debounce
+	layerNudges     = 2                      // per size asked for
+)
+
+type layerCheck struct {
+	timer *time.Timer
+	tries int
+}
+
+// ReceivedVideoSize reports the picture size video track id arrives at (its decoder's output).
+func (r *Room) ReceivedVideoSize(id string, w, h int) {
+	r.mu.Lock()
+	r.recv[id] = [2]int{w, h}
+	r.mu.Unlock()
+	r.p.Log.Debug("video arrives", "track_id", id, "width", w, "height", h)
+}
+
+// checkLayerLater (re)arms the layer check of track id; fresh starts its count of nudges over.
+func (r *Room) checkLayerLater(id string, fresh bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.checks[id]
+	if c == nil {
+		c = &layerCheck{}
+		r.checks[id] = c
+	}
+	if fresh {
+		c.tries = 0
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timer = time.AfterFunc(layerCheckAfter, func() { r.checkLayer(id) })
+}
+
+// checkLayer asks again for track id's size when the layer arriving is not the one that fits it.
+func (r *Room) checkLayer(id string) {
+	select {
+	case <-r.Done():
+		return
+	default:
+	}
+	r.mu.Lock()
+	pub, size, recv, c := r.pubs[id], r.sizes[id], r.recv[id], r.checks[id]
+	if pub == nil || c == nil || size[0] <= 0 || size[1] <= 0 || recv[1] == 0 || c.tries >= layerNudges {
+		r.mu.Unlock()
+		return
+	}
+	info := pub.TrackInfo()
+	_, fitH := fitAspect(size[0], size[1], int(info.GetWidth()), int(info.GetHeight()))
+	want, other, ok := layerFor(info.GetLayers(), fitH)
+	if !ok || nearestLayer(info.GetLayers(), recv[1]) == want {
+		r.mu.Unlock()
+		return
+	}
+	c.tries++
+	r.mu.Unlock()
+	r.p.Log.Info("the SFU sends another simulcast layer than the tile needs; asking again",
+		"track_id", id, "tile", fmt.Sprintf("%dx%d", size[0], size[1]), "receiving", fmt.Sprintf("%dx%d", recv[0], recv[1]),
+		"want", fmt.Sprintf("%dx%d", want.GetWidth(), want.GetHeight()))
+	pub.SetVideoDimensions(other.GetWidth(), other.GetHeight())
+	time.AfterFunc(layerNudgeGap, func() {
+		select {
+		case <-r.Done():
+			return
+		default:
+		}
+		r.mu.Lock()
+		pub, size := r.pubs[id], r.sizes[id]
+		r.mu.Unlock()
+		if pub != nil {
+			requestSize(pub, size)
+			r.checkLayerLater(id, false)
+		}
+	})
+}
+
+// nearestLayer is the layer whose height is nearest h (a browser may send a layer smaller than
+// it announced when its CPU or bandwidth is short).
+func nearestLayer(layers []*livekit.VideoLayer, h int) *livekit.VideoLayer {
+	var best *livekit.VideoLayer
+	for _, l := range layers {
+		if best == nil || abs(int(l.GetHeight())-h) < abs(int(best.GetHeight())-h) {
+			best = l
+		}
+	}
+	return best
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// layerFor is the simulcast layer livekit-server picks for a picture h lines high (the lowest
+// at least 0.9·h high, else the highest), and another layer to ask for in between; ok is false
+// for a track without known layers.
+func layerFor(layers []*livekit.VideoLayer, h int) (want, other *livekit.VideoLayer, ok bool) {
+	var sorted []*livekit.VideoLayer
+	for _, l := range layers {
+		if l.GetHeight() > 0 {
+			sorted = append(sorted, l)
+		}
+	}
+	if len(sorted) < 2 {
+		return nil, nil, false
+	}
+	slices.SortFunc(sorted, func(a, b *livekit.VideoLayer) int { return int(a.GetHeight()) - int(b.GetHeight()) })
+	want = sorted[len(sorted)-1]
+	for _, l := range sorted {
+		if float64(l.GetHeight()) >= 0.9*float64(h) {
+			want = l
+			break
+		}
+	}
+	other = sorted[len(sorted)-1]
+	if want == other {
+		other = sorted[0]
+	}
+	return want, other, true
 }
 
 // requestSize asks for the layer of pub that fits size; a hidden track gets the lowest layer
@@ -227,6 +365,11 @@ func (r *Room) gone(id string) {
 	delete(r.active, id)
 	delete(r.pubs, id)
 	delete(r.sizes, id)
+	delete(r.recv, id)
+	if c := r.checks[id]; c != nil && c.timer != nil {
+		c.timer.Stop()
+	}
+	delete(r.checks, id)
 	if r.speaker == id {
 		r.speaker = "" // reported again if they come back
 	}
@@ -239,5 +382,12 @@ func (r *Room) gone(id string) {
 // Close leaves the room.
 func (r *Room) Close() {
 	r.end("recording stopped")
+	r.mu.Lock()
+	for _, c := range r.checks {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	}
+	r.mu.Unlock()
 	r.room.Disconnect()
 }
