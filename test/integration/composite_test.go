@@ -170,12 +170,14 @@ func TestRoomCompositeSimulcastLayers(t *testing.T) {
 	}
 	waitEvent(t, s, info.EgressId, "egress_updated", 10*time.Second)
 	start := time.Now()
-	time.Sleep(6 * time.Second)
+	// Long enough for the worker's layer check (4 s after a request) to have corrected a layer
+	// livekit-server did not switch, and for that layer's next keyframe (2 s GOP).
+	time.Sleep(9 * time.Second)
 	if _, err := s.Egress().UpdateLayout(ctx(t), &livekit.UpdateLayoutRequest{EgressId: info.EgressId, Layout: "speaker"}); err != nil {
 		t.Fatalf("UpdateLayout: %v", err)
 	}
 	speaker := time.Since(start).Seconds()
-	time.Sleep(6 * time.Second)
+	time.Sleep(8 * time.Second)
 	end := stop(t, s, info.EgressId)
 	path := end.FileResults[0].Location
 	for _, c := range []struct {
@@ -185,8 +187,8 @@ func TestRoomCompositeSimulcastLayers(t *testing.T) {
 	}{
 		{"grid, left tile", "640:360:0:180", speaker - 1, "green"},
 		{"grid, right tile", "640:360:640:180", speaker - 1, "green"},
-		{"speaker, large tile", speakerLarge, speaker + 5, "red"},
-		{"speaker, strip tile", speakerStrip, speaker + 5, "blue"},
+		{"speaker, large tile", speakerLarge, speaker + 7, "red"},
+		{"speaker, strip tile", speakerStrip, speaker + 7, "blue"},
 	} {
 		if got := regionColor(t, path, c.at, c.crop); mediatest.ColorOf(got) != c.want {
 			t.Errorf("%s at %.1f s: want the %s layer's colour, got %v", c.what, c.at, c.want, got)
