@@ -6,6 +6,8 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/psrpc"
+
+	"github.com/mediaworker/mediaworker/pkg/pipeline"
 )
 
 // encodedRequest is what the transcoding request kinds share.
@@ -99,6 +101,30 @@ func resolvedFileType(f *livekit.EncodedFileOutput, audioOnly bool) livekit.Enco
 		return livekit.EncodedFileType_OGG
 	}
 	return livekit.EncodedFileType_MP4
+}
+
+// webSocketNeedsAudio refuses WebSocket destinations (which receive the egress's audio as PCM)
+// on an egress without audio; noAudio says why it has none ("" when it has audio).
+func webSocketNeedsAudio(outs []*livekit.StreamOutput, noAudio string) error {
+	if noAudio == "" {
+		return nil
+	}
+	for _, o := range outs {
+		for _, raw := range o.GetUrls() {
+			if err := webSocketAudio(raw, noAudio); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func webSocketAudio(raw, noAudio string) error {
+	if noAudio == "" || !pipeline.IsWebSocketURL(raw) {
+		return nil
+	}
+	return psrpc.NewErrorf(psrpc.InvalidArgument, "stream_outputs.urls: %s receives the egress's audio, and this egress has none (%s); stream its video to an rtmp:// or srt:// URL",
+		redactStreamURL(raw), noAudio)
 }
 
 // checkStreamURL accepts the schemes the official egress streams to, matching the output's protocol

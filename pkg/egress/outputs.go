@@ -253,6 +253,7 @@ func (rec *recording) closeTapped(ctx context.Context) error {
 // UpdateStream before it reaches the job process.
 type StreamURLs struct {
 	protocol livekit.StreamProtocol
+	noAudio  string // why the egress has no audio, for WebSocket destinations ("" when it has)
 	live     map[string]bool
 }
 
@@ -266,7 +267,7 @@ func NewStreamURLs(r *Request) *StreamURLs {
 	if len(outs) == 0 {
 		return nil
 	}
-	s := &StreamURLs{protocol: outs[0].GetProtocol(), live: map[string]bool{}}
+	s := &StreamURLs{protocol: outs[0].GetProtocol(), noAudio: r.NoAudio, live: map[string]bool{}}
 	for _, o := range outs {
 		for _, u := range o.GetUrls() {
 			s.live[strings.TrimSpace(u)] = true
@@ -286,6 +287,9 @@ func (s *StreamURLs) Apply(u *livekit.UpdateStreamRequest) error {
 	}
 	for _, raw := range u.GetAddOutputUrls() {
 		if err := checkStreamURL(s.protocol, raw); err != nil {
+			return err
+		}
+		if err := webSocketAudio(raw, s.noAudio); err != nil {
 			return err
 		}
 		if s.live[strings.TrimSpace(raw)] {

@@ -41,6 +41,8 @@ type Request struct {
 	Job *rpc.StartEgressRequest
 	// AudioOnly is a transcoding job without video (it costs a fraction of one with video).
 	AudioOnly bool
+	// NoAudio says why the job has no audio ("" when it has): a WebSocket stream needs audio.
+	NoAudio string
 }
 
 // Inspect validates req and returns what it asks for. Errors are psrpc errors whose code reaches the API caller:
@@ -74,7 +76,13 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if q2.GetAudioOnly() && q2.GetVideoOnly() {
 			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "audio_only and video_only cannot both be set")
 		}
+		if q2.GetVideoOnly() {
+			r.NoAudio = "video_only is set"
+		}
 		if _, err := inspectEncoded(q2, q2.GetAudioOnly()); err != nil {
+			return r, err
+		}
+		if err := webSocketNeedsAudio(streamOutputs(q2), r.NoAudio); err != nil {
 			return r, err
 		}
 		if q2.GetCustomBaseUrl() != "" {
@@ -113,7 +121,13 @@ func Inspect(req *rpc.StartEgressRequest) (*Request, error) {
 		if q2.GetAudioTrackId() == "" && q2.GetVideoTrackId() == "" {
 			return r, psrpc.NewErrorf(psrpc.InvalidArgument, "track composite egress: set audio_track_id, video_track_id or both")
 		}
+		if q2.GetAudioTrackId() == "" {
+			r.NoAudio = "audio_track_id is empty"
+		}
 		if _, err := inspectEncoded(q2, q2.GetVideoTrackId() == ""); err != nil {
+			return r, err
+		}
+		if err := webSocketNeedsAudio(streamOutputs(q2), r.NoAudio); err != nil {
 			return r, err
 		}
 		return r, outputsSupported(q2, q2.GetVideoTrackId() == "")

@@ -36,6 +36,12 @@ func TestInspect(t *testing.T) {
 		{"s3 without bucket", trackReq(&livekit.TrackEgressRequest{RoomName: "r", TrackId: "TR_1", Output: &livekit.TrackEgressRequest_File{File: &livekit.DirectFileOutput{Output: &livekit.DirectFileOutput_S3{S3: &livekit.S3Upload{}}}}}), psrpc.InvalidArgument, "bucket"},
 		{"room composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{RoomName: "r", Layout: "mosaic", FileOutputs: []*livekit.EncodedFileOutput{{}}}}}, psrpc.Unimplemented, "mosaic"},
 		{"no source", &rpc.StartEgressRequest{EgressId: "EG_1"}, psrpc.InvalidArgument, "no source"},
+		{"websocket on a video-only composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{
+			RoomName: "r", VideoOnly: true, StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"wss://stt.example/in?key=secret"}}}}}}, psrpc.InvalidArgument, "video_only is set"},
+		{"websocket on a video-only track composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_TrackComposite{TrackComposite: &livekit.TrackCompositeEgressRequest{
+			RoomName: "r", VideoTrackId: "TR_V", StreamOutputs: []*livekit.StreamOutput{{Protocol: livekit.StreamProtocol_WEBSOCKET, Urls: []string{"ws://stt.example/in"}}}}}}, psrpc.InvalidArgument, "audio_track_id is empty"},
+		{"rtmp on a video-only composite", &rpc.StartEgressRequest{EgressId: "EG_1", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{
+			RoomName: "r", VideoOnly: true, StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://h/app/key"}}}}}}, "", ""},
 		{"no id", &rpc.StartEgressRequest{}, psrpc.InvalidArgument, "egress_id"},
 	}
 	for _, tc := range tests {

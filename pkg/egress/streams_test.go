@@ -112,6 +112,19 @@ func TestStreamURLsApply(t *testing.T) {
 	if got := code(s.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_1", RemoveOutputUrls: []string{"rtmp://h/app/again"}})); got != psrpc.OK {
 		t.Fatalf("removing the re-added destination: %v", got)
 	}
+	// A video-only egress takes RTMP destinations but no WebSocket one (it has no audio to send).
+	r, err = Inspect(&rpc.StartEgressRequest{EgressId: "EG_2", Request: &rpc.StartEgressRequest_RoomComposite{RoomComposite: &livekit.RoomCompositeEgressRequest{
+		RoomName: "r", VideoOnly: true, StreamOutputs: []*livekit.StreamOutput{{Urls: []string{"rtmp://h/app/one"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vo := NewStreamURLs(r)
+	if got := code(vo.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_2", AddOutputUrls: []string{"wss://stt.example/in"}})); got != psrpc.InvalidArgument {
+		t.Fatalf("adding a WebSocket destination to a video-only egress: %v, want InvalidArgument", got)
+	}
+	if got := code(vo.Apply(&livekit.UpdateStreamRequest{EgressId: "EG_2", AddOutputUrls: []string{"rtmp://h/app/two"}})); got != psrpc.OK {
+		t.Fatalf("adding an RTMP destination to a video-only egress: %v", got)
+	}
 	var none *StreamURLs
 	if code(none.Apply(&livekit.UpdateStreamRequest{AddOutputUrls: []string{"rtmp://h/app/x"}})) != psrpc.InvalidArgument {
 		t.Fatal("an egress without streams accepted an update")
