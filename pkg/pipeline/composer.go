@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -214,7 +215,7 @@ func (c *Composer) Push(id string, data []byte) error {
 	if in == nil {
 		return nil
 	}
-	if ret := in.src.PushBuffer(gst.NewBufferFromBytes(data)); ret != gst.FlowOK {
+	if ret := pushBytes(in.src, data, gst.ClockTimeNone); ret != gst.FlowOK {
 		return fmt.Errorf("%w: push %s: %s", ErrPipeline, id, ret.String())
 	}
 	return nil
@@ -246,6 +247,7 @@ func (c *Composer) Remove(id string) {
 	mixer.ReleaseRequestPad(in.pad)
 	_ = in.bin.SetState(gst.StateNull)
 	_ = c.g.pipeline.Remove(in.bin.Element)
+	runtime.KeepAlive(in.bin) // the bin's last reference until it is out of the pipeline (see graph.stop)
 }
 
 // SetLayout switches the layout while recording (UpdateLayout); unknown names keep the grid.

@@ -5,6 +5,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -174,12 +175,26 @@ func (g *graph) monotonic(name string) {
 
 // push feeds one encoded buffer to the appsrc named src.
 func (g *graph) push(src string, data []byte, pts time.Duration) error {
-	buf := gst.NewBufferFromBytes(data)
-	buf.SetPresentationTimestamp(gst.ClockTime(pts))
-	if ret := g.srcs[src].PushBuffer(buf); ret != gst.FlowOK {
+	if ret := pushBytes(g.srcs[src], data, gst.ClockTime(pts)); ret != gst.FlowOK {
 		return fmt.Errorf("%w: push: %s", ErrPipeline, ret.String())
 	}
 	return nil
+}
+
+// pushBytes copies data into a buffer stamped pts (ClockTimeNone: on arrival) and pushes it.
+//
+// go-gst's Buffer.Ref reads the C pointer and only then calls gst_buffer_ref, so a wrapper whose
+// last use is PushBuffer can be finalized (unreffed, freed) in between: the appsrc then gets freed
+// memory ("assertion 'GST_IS_BUFFER (buffer)' failed", then heap corruption; reproduced with a
+// garbage collection every few milliseconds). The wrapper is kept alive until the push is done.
+func pushBytes(src *app.Source, data []byte, pts gst.ClockTime) gst.FlowReturn {
+	buf := gst.NewBufferFromBytes(data)
+	if pts != gst.ClockTimeNone {
+		buf.SetPresentationTimestamp(pts)
+	}
+	ret := src.PushBuffer(buf)
+	runtime.KeepAlive(buf)
+	return ret
 }
 
 // finish sends EOS on every appsrc, waits for it to reach the sink (bounded), and stops.
@@ -239,6 +254,7 @@ func endLive(el *gst.Element, timeout time.Duration) error {
 	sent := make(chan struct{})
 	go func() {
 		el.SendEvent(gst.NewEOSEvent())
+		runtime.KeepAlive(el) // see stop
 		close(sent)
 	}()
 	select {
@@ -256,4 +272,9 @@ func (g *graph) stop() {
 	g.closed = true
 	g.closeMu.Unlock()
 	_ = g.pipeline.SetState(gst.StateNull)
+	// go-gst passes the C pointer and lets go of its wrapper: when this was the graph's last use
+	// (a sender's Close), the garbage collector could finalize the wrapper during the state change,
+	// drop the pipeline's last reference and dispose it half-way to NULL (SIGSEGV; seen in CI while
+	// a stream destination was retried). The wrapper stays alive until the state change is done.
+	runtime.KeepAlive(g.pipeline)
 }

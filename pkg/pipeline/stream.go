@@ -107,7 +107,10 @@ func (p StreamPlan) describe() (string, error) {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "rtmp", "rtmps":
-		b.f(`flvmux name=out streamable=true ! rtmp2sink location=%q sync=false async-connect=true timeout=10`, p.URL)
+		// async-connect=false: rtmp2sink connects on the first buffer, in the streaming thread.
+		// Its asynchronous connect (at READY, in its own loop) corrupted the heap when the pipeline
+		// was stopped right after a refused connection, as a destination being retried is.
+		b.f(`flvmux name=out streamable=true ! rtmp2sink location=%q sync=false async-connect=false timeout=10`, p.URL)
 	case "srt":
 		b.f(`mpegtsmux name=out alignment=7 ! srtsink uri=%q sync=false wait-for-connection=false`, p.URL)
 	default:

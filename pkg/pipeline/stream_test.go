@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -189,5 +191,95 @@ func TestImages(t *testing.T) {
 			t.Fatalf("file %v: %d stills every 1 s, %d every 2 s in 4.5 s: %v", file, n0, n1, got)
 		}
 		mu.Unlock()
+	}
+}
+
+// TestStreamSenderChurn creates and drops senders to a refused RTMP port from 4 goroutines for
+// 10 s while the garbage collector runs every 5 ms, as a destination that is retried does. Before
+// the wrappers were kept alive across their last C call (graph.stop, pushBytes), and while
+// rtmp2sink connected asynchronously, this crashed the process within seconds (SIGSEGV, heap
+// corruption): a job process died that way in CI. Every sender must report the refusal.
+func TestStreamSenderChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s stress")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/key", l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	type sample struct {
+		video bool
+		data  []byte
+		pts   time.Duration
+	}
+	var mu sync.Mutex
+	var samples []sample
+	keep := func(video bool) func([]byte, time.Duration) {
+		return func(b []byte, pts time.Duration) {
+			mu.Lock()
+			samples = append(samples, sample{video, b, pts})
+			mu.Unlock()
+		}
+	}
+	c, err := NewComposer(ComposePlan{Width: 320, Height: 240, Framerate: 30, VideoKbps: 500, Profile: "main", Background: 0xFF2040C0,
+		AudioCodec: "aac", AudioKbps: 64, AudioRate: 48000, Output: filepath.Join(t.TempDir(), "x.mp4"),
+		Taps: &Taps{Video: keep(true), Audio: keep(false)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.GC()
+			}
+		}
+	}()
+	defer close(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	var wg sync.WaitGroup
+	var senders, refused atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				s, err := NewStreamSender(StreamPlan{URL: url, Video: true, Audio: true, AudioRate: 48000})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				senders.Add(1)
+				for _, x := range samples {
+					if x.video {
+						_ = s.PushVideo(x.data, x.pts)
+					} else {
+						_ = s.PushAudio(x.data, x.pts)
+					}
+				}
+				select {
+				case err := <-s.Done():
+					if err != nil && strings.Contains(err.Error(), "Connection refused") {
+						refused.Add(1)
+					}
+				case <-time.After(5 * time.Second):
+				}
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d senders, %d refused", senders.Load(), refused.Load())
+	if senders.Load() < 100 || refused.Load() < senders.Load()*9/10 {
+		t.Fatalf("%d senders, %d reported the refusal", senders.Load(), refused.Load())
 	}
 }

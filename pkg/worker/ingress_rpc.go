@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -390,7 +391,8 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 	if err != nil {
 		return fmt.Errorf("encode ingress info: %w", err)
 	}
-	cmd, stdin, statusR, err := spawn(exe, "run-ingress", EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
+	crash := newCrashWatch(os.Stderr)
+	cmd, stdin, statusR, err := spawn(exe, "run-ingress", crash, EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
 	if err != nil {
 		return err
 	}
@@ -403,6 +405,9 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 		_ = cmd.Wait()
 		if !ingressTerminal(ss.snapshot().Status) {
 			reason := "ingress process ended unexpectedly (" + cmd.ProcessState.String() + ")"
+			if c := crash.summary(); c != "" {
+				reason += ": " + c
+			}
 			if readErr != nil {
 				reason += "; " + readErr.Error()
 			}

@@ -53,7 +53,8 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 	if err != nil {
 		return fmt.Errorf("encode job request: %w", err)
 	}
-	cmd, stdin, statusR, err := spawn(exe, "run-job", EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
+	crash := newCrashWatch(os.Stderr)
+	cmd, stdin, statusR, err := spawn(exe, "run-job", crash, EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
 	if err != nil {
 		return err
 	}
@@ -66,25 +67,26 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 		readErr := ipc.ReadStatus(statusR, j.onStatus)
 		statusR.Close()
 		waitErr := cmd.Wait()
-		j.finish(readErr, waitErr, cmd.ProcessState)
+		j.finish(readErr, waitErr, cmd.ProcessState, crash.summary())
 		close(j.exited)
 		onExit(j)
 	}()
 	return nil
 }
 
-// spawn starts `exe sub` with env added: the child logs to our stderr, writes status lines on fd 3
+// spawn starts `exe sub` with env added: the child logs to out (our stderr), writes status lines on fd 3
 // (statusR is our end), reads commands (or, for RTMP ingress, media) on stdin, and runs in its own
 // process group so that a Ctrl-C meant for the worker does not kill it before it finalises.
-func spawn(exe, sub string, env ...string) (*exec.Cmd, io.WriteCloser, *os.File, error) {
+func spawn(exe, sub string, out io.Writer, env ...string) (*exec.Cmd, io.WriteCloser, *os.File, error) {
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("status pipe: %w", err)
 	}
 	cmd := exec.Command(exe, sub)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // JSON lines tagged with the job's ids
-	cmd.ExtraFiles = []*os.File{statusW}          // fd 3 = ipc.StatusFD
+	cmd.Stdout, cmd.Stderr = out, out    // JSON lines tagged with the job's ids
+	cmd.WaitDelay = 5 * time.Second      // Wait copies the output: do not wait on a leftover holder of the pipe
+	cmd.ExtraFiles = []*os.File{statusW} // fd 3 = ipc.StatusFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err == nil {
@@ -152,7 +154,7 @@ func (j *job) updateStream(u *livekit.UpdateStreamRequest) (*livekit.EgressInfo,
 }
 
 // finish makes sure exactly one terminal status goes out, whatever way the process ended.
-func (j *job) finish(readErr, waitErr error, state *os.ProcessState) {
+func (j *job) finish(readErr, waitErr error, state *os.ProcessState, crash string) {
 	j.mu.Lock()
 	info := proto.Clone(j.info).(*livekit.EgressInfo)
 	j.mu.Unlock()
@@ -162,6 +164,9 @@ func (j *job) finish(readErr, waitErr error, state *os.ProcessState) {
 	reason := "job process exited without reporting a result"
 	if state != nil {
 		reason = fmt.Sprintf("job process ended unexpectedly (%s)", state.String())
+	}
+	if crash != "" {
+		reason += ": " + crash
 	}
 	if readErr != nil {
 		reason += "; status stream: " + readErr.Error()

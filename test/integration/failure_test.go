@@ -98,8 +98,9 @@ func TestBadRequests(t *testing.T) {
 	})
 }
 
-// TestJobCrashIsolation kills one job's process: that egress ends FAILED with the reason, while a
-// second egress on the same worker records on and completes.
+// TestJobCrashIsolation crashes one job's process (SIGQUIT: the Go runtime prints its crash report
+// and exits 2): that egress ends FAILED with the crash's first line, while a second egress on the
+// same worker records on and completes.
 func TestJobCrashIsolation(t *testing.T) {
 	s := stack.New(t)
 	w := s.StartWorker(t, "worker", "")
@@ -129,11 +130,12 @@ func TestJobCrashIsolation(t *testing.T) {
 		t.Fatalf("job %s not in /jobs: %v", ids[0], w.Jobs(t))
 	}
 	killedAt := time.Now()
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(victim, syscall.SIGQUIT); err != nil {
 		t.Fatal(err)
 	}
 	failed := waitEvent(t, s, ids[0], "egress_ended", 10*time.Second)
-	if failed.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(failed.Error, "killed") {
+	t.Logf("crashed job: %q", failed.Error)
+	if failed.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(failed.Error, "exit status 2") || !strings.Contains(failed.Error, "SIGQUIT: quit") {
 		t.Fatalf("killed job: %s %q", failed.Status, failed.Error)
 	}
 	time.Sleep(2 * time.Second) // the survivor keeps recording after the crash

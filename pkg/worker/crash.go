@@ -1,0 +1,109 @@
+package worker
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+)
+
+// crashWatch passes a child process's output through to w and keeps the start of the crash
+// report the Go runtime prints when the process dies (a panic, a fatal error, a fatal signal in
+// native code), so that the job's error says why it ended, not only "exit status 2".
+type crashWatch struct {
+	w io.Writer
+
+	mu      sync.Mutex
+	partial []byte   // the last line, until its newline arrives
+	head    string   // the crash's first line ("" until one is seen)
+	frames  []string // the crashing goroutine's first frames outside the runtime: "func file:line"
+	fn      string   // a function line waiting for its file line
+	inStack int      // 0 before the crashing goroutine's stack, 1 in it, 2 after it
+}
+
+func newCrashWatch(w io.Writer) *crashWatch { return &crashWatch{w: w} }
+
+// maxCrashFrames is how many frames of the crashing goroutine the summary names.
+const maxCrashFrames = 3
+
+func (c *crashWatch) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data := append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		c.line(string(data[:i]))
+		data = data[i+1:]
+	}
+	if len(data) > 4096 { // not a crash report: a very long log line
+		data = data[:0]
+	}
+	c.partial = append([]byte(nil), data...)
+	return n, err
+}
+
+func (c *crashWatch) line(l string) {
+	if c.head == "" {
+		if isCrashStart(l) {
+			c.head = strings.TrimSpace(l)
+		}
+		return
+	}
+	if c.inStack == 2 || len(c.frames) >= maxCrashFrames {
+		return
+	}
+	switch {
+	case c.inStack == 0:
+		if strings.HasPrefix(l, "goroutine ") {
+			c.inStack = 1
+		}
+	case strings.TrimSpace(l) == "":
+		c.inStack = 2
+	case strings.HasPrefix(l, "\t"):
+		if c.fn != "" {
+			file, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+			c.frames = append(c.frames, c.fn+" "+file)
+			c.fn = ""
+		}
+	default:
+		c.fn = ""
+		fn := l
+		if i := strings.LastIndex(l, "("); i > 0 { // the arguments: "pkg.(*T).f(0x1, ...)"
+			fn = l[:i]
+		}
+		if !strings.HasPrefix(fn, "runtime.") && !strings.Contains(fn, "_Cfunc_") && !strings.HasPrefix(fn, "created by") {
+			c.fn = fn
+		}
+	}
+}
+
+// isCrashStart recognises the first line of a Go crash report.
+func isCrashStart(l string) bool {
+	if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+		return true
+	}
+	// "SIGSEGV: segmentation violation", "SIGABRT: abort"
+	name, rest, ok := strings.Cut(l, ": ")
+	return ok && rest != "" && len(name) > 3 && strings.HasPrefix(name, "SIG") && strings.ToUpper(name) == name && !strings.Contains(name, " ")
+}
+
+// summary is the crash in one line ("" when none was printed): its first line and where.
+func (c *crashWatch) summary() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head == "" {
+		return ""
+	}
+	s := c.head
+	if len(c.frames) > 0 {
+		s += " (in " + strings.Join(c.frames, " ← ") + ")"
+	}
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
+}
