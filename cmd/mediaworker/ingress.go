@@ -37,6 +37,7 @@ func runIngress() error {
 	if conf.LogLevel != "debug" {
 		lksdk.SetLogger(protologger.GetDiscardLogger())
 	}
+	ipc.ReportCrashes()
 	status := ipc.NewStatusWriter(os.NewFile(ipc.StatusFD, "status"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

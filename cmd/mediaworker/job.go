@@ -42,6 +42,7 @@ func runJob() error {
 		// The SDK and pion log every signalling and ICE step; our own lines say what matters.
 		lksdk.SetLogger(protologger.GetDiscardLogger())
 	}
+	ipc.ReportCrashes()
 	status := ipc.NewStatusWriter(os.NewFile(ipc.StatusFD, "status"))
 
 	stop := make(chan struct{})

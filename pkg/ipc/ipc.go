@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -20,6 +22,25 @@ import (
 
 // StatusFD is the file descriptor on which a job process writes its status lines.
 const StatusFD = 3
+
+// CrashFD is the file descriptor to which a job process's Go runtime also writes a crash report
+// (runtime/debug.SetCrashOutput), so that the worker can say why the process died. Its logs go to
+// the inherited stderr, which outlives the worker.
+const CrashFD = 4
+
+// ReportCrashes makes the runtime copy a crash report to CrashFD; without that descriptor (the
+// process was not started by a worker) it does nothing.
+func ReportCrashes() {
+	f := os.NewFile(CrashFD, "crash")
+	if f == nil {
+		return
+	}
+	if _, err := f.Stat(); err != nil {
+		return
+	}
+	_ = debug.SetCrashOutput(f, debug.CrashOptions{}) // the runtime keeps its own duplicate
+	f.Close()
+}
 
 // Command is an instruction from the worker to a job process.
 type Command string

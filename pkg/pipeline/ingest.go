@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,7 +198,9 @@ func capsInfo(c *gst.Caps) (name string, ints map[string]int, fps float64) {
 			fps = float64(n) / float64(d)
 		}
 	}
-	return s.Name(), ints, fps
+	name = s.Name()
+	runtime.KeepAlive(c) // s points into c
+	return name, ints, fps
 }
 
 // padAdded takes one parsed (still encoded) stream of the input: its caps name the codec and,
@@ -421,6 +424,8 @@ func sampleCallbacks(el *gst.Element, running bool, fn func(data []byte, pts, du
 		if d := buf.Duration(); d != gst.ClockTimeNone {
 			dur = time.Duration(d)
 		}
+		// The buffer and segment point into the sample: it must not be finalized (see graph.stop).
+		runtime.KeepAlive(sample)
 		fn(buf.Bytes(), pts, dur)
 		return gst.FlowOK
 	}})

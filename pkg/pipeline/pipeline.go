@@ -194,6 +194,7 @@ func pushBytes(src *app.Source, data []byte, pts gst.ClockTime) gst.FlowReturn {
 	}
 	ret := src.PushBuffer(buf)
 	runtime.KeepAlive(buf)
+	runtime.KeepAlive(src) // an input removed meanwhile: its appsrc must outlive the push
 	return ret
 }
 

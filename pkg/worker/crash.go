@@ -5,13 +5,14 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 )
 
-// crashWatch passes a child process's output through to w and keeps the start of the crash
-// report the Go runtime prints when the process dies (a panic, a fatal error, a fatal signal in
-// native code), so that the job's error says why it ended, not only "exit status 2".
+// crashWatch reads what a child process's Go runtime writes to ipc.CrashFD when the process dies
+// (the crash report of a panic, a fatal error, a fatal signal in native code) and keeps its start,
+// so that the job's error says why it ended, not only "exit status 2".
 type crashWatch struct {
-	w io.Writer
+	done chan struct{} // closed when the report's pipe is closed (the child has exited)
 
 	mu      sync.Mutex
 	partial []byte   // the last line, until its newline arrives
@@ -21,13 +22,21 @@ type crashWatch struct {
 	inStack int      // 0 before the crashing goroutine's stack, 1 in it, 2 after it
 }
 
-func newCrashWatch(w io.Writer) *crashWatch { return &crashWatch{w: w} }
+// watchCrash reads r (our end of the child's ipc.CrashFD) until the child has exited.
+func watchCrash(r io.ReadCloser) *crashWatch {
+	c := &crashWatch{done: make(chan struct{})}
+	go func() {
+		_, _ = io.Copy(c, r)
+		r.Close()
+		close(c.done)
+	}()
+	return c
+}
 
 // maxCrashFrames is how many frames of the crashing goroutine the summary names.
 const maxCrashFrames = 3
 
 func (c *crashWatch) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data := append(c.partial, p...)
@@ -43,7 +52,7 @@ func (c *crashWatch) Write(p []byte) (int, error) {
 		data = data[:0]
 	}
 	c.partial = append([]byte(nil), data...)
-	return n, err
+	return len(p), nil
 }
 
 func (c *crashWatch) line(l string) {
@@ -91,8 +100,13 @@ func isCrashStart(l string) bool {
 	return ok && rest != "" && len(name) > 3 && strings.HasPrefix(name, "SIG") && strings.ToUpper(name) == name && !strings.Contains(name, " ")
 }
 
-// summary is the crash in one line ("" when none was printed): its first line and where.
+// summary is the crash in one line ("" when none was reported): its first line and where. Called
+// once the child has exited, it waits (briefly) for the rest of the report.
 func (c *crashWatch) summary() string {
+	select {
+	case <-c.done:
+	case <-time.After(2 * time.Second): // the pipe is held open by something else
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.head == "" {

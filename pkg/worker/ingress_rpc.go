@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -391,8 +390,7 @@ func (ss *ingressSession) spawn(exe string, configBody []byte, onExit func()) er
 	if err != nil {
 		return fmt.Errorf("encode ingress info: %w", err)
 	}
-	crash := newCrashWatch(os.Stderr)
-	cmd, stdin, statusR, err := spawn(exe, "run-ingress", crash, EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
+	cmd, stdin, statusR, crash, err := spawn(exe, "run-ingress", EnvConfigBody+"="+string(configBody), EnvIngressInfo+"="+string(infoJSON))
 	if err != nil {
 		return err
 	}

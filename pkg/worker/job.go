@@ -53,8 +53,7 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 	if err != nil {
 		return fmt.Errorf("encode job request: %w", err)
 	}
-	crash := newCrashWatch(os.Stderr)
-	cmd, stdin, statusR, err := spawn(exe, "run-job", crash, EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
+	cmd, stdin, statusR, crash, err := spawn(exe, "run-job", EnvConfigBody+"="+string(configBody), EnvJobRequest+"="+string(reqJSON))
 	if err != nil {
 		return err
 	}
@@ -74,30 +73,38 @@ func (j *job) start(exe string, configBody []byte, onExit func(*job)) error {
 	return nil
 }
 
-// spawn starts `exe sub` with env added: the child logs to out (our stderr), writes status lines on fd 3
+// spawn starts `exe sub` with env added: the child logs to our stderr, writes status lines on fd 3
 // (statusR is our end), reads commands (or, for RTMP ingress, media) on stdin, and runs in its own
 // process group so that a Ctrl-C meant for the worker does not kill it before it finalises.
-func spawn(exe, sub string, out io.Writer, env ...string) (*exec.Cmd, io.WriteCloser, *os.File, error) {
+func spawn(exe, sub string, env ...string) (*exec.Cmd, io.WriteCloser, *os.File, *crashWatch, error) {
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("status pipe: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("status pipe: %w", err)
+	}
+	crashR, crashW, err := os.Pipe()
+	if err != nil {
+		statusR.Close()
+		statusW.Close()
+		return nil, nil, nil, nil, fmt.Errorf("crash pipe: %w", err)
 	}
 	cmd := exec.Command(exe, sub)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out    // JSON lines tagged with the job's ids
-	cmd.WaitDelay = 5 * time.Second      // Wait copies the output: do not wait on a leftover holder of the pipe
-	cmd.ExtraFiles = []*os.File{statusW} // fd 3 = ipc.StatusFD
+	// Inherited, not piped through us: a job whose worker was killed must still be able to log.
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // JSON lines tagged with the job's ids
+	cmd.ExtraFiles = []*os.File{statusW, crashW}  // fd 3 = ipc.StatusFD, fd 4 = ipc.CrashFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err == nil {
 		err = cmd.Start()
 	}
 	statusW.Close()
+	crashW.Close()
 	if err != nil {
 		statusR.Close()
-		return nil, nil, nil, fmt.Errorf("start %s process: %w", sub, err)
+		crashR.Close()
+		return nil, nil, nil, nil, fmt.Errorf("start %s process: %w", sub, err)
 	}
-	return cmd, stdin, statusR, nil
+	return cmd, stdin, statusR, watchCrash(crashR), nil
 }
 
 // onStatus takes an update from the job process.
