@@ -35,8 +35,8 @@ func ReportCrashes() {
 	if f == nil {
 		return
 	}
-	if _, err := f.Stat(); err != nil {
-		return
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return // not the worker's pipe
 	}
 	_ = debug.SetCrashOutput(f, debug.CrashOptions{}) // the runtime keeps its own duplicate
 	f.Close()

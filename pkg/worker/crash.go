@@ -48,7 +48,7 @@ func (c *crashWatch) Write(p []byte) (int, error) {
 		c.line(string(data[:i]))
 		data = data[i+1:]
 	}
-	if len(data) > 4096 { // not a crash report: a very long log line
+	if len(data) > 4096 { // no crash report line is this long
 		data = data[:0]
 	}
 	c.partial = append([]byte(nil), data...)
