@@ -32,9 +32,6 @@ const CrashFD = 4
 // process was not started by a worker) it does nothing.
 func ReportCrashes() {
 	f := os.NewFile(CrashFD, "crash")
-	if f == nil {
-		return
-	}
 	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
 		return // not the worker's pipe
 	}

@@ -181,7 +181,7 @@ func (g *graph) push(src string, data []byte, pts time.Duration) error {
 	return nil
 }
 
-// pushBytes copies data into a buffer stamped pts (ClockTimeNone: on arrival) and pushes it.
+// pushBytes copies data into a buffer stamped pts (ClockTimeNone: stamped on arrival) and pushes it.
 //
 // go-gst's Buffer.Ref reads the C pointer and only then calls gst_buffer_ref, so a wrapper whose
 // last use is PushBuffer can be finalized (unreffed, freed) in between: the appsrc then gets freed
@@ -189,9 +189,7 @@ func (g *graph) push(src string, data []byte, pts time.Duration) error {
 // garbage collection every few milliseconds). The wrapper is kept alive until the push is done.
 func pushBytes(src *app.Source, data []byte, pts gst.ClockTime) gst.FlowReturn {
 	buf := gst.NewBufferFromBytes(data)
-	if pts != gst.ClockTimeNone {
-		buf.SetPresentationTimestamp(pts)
-	}
+	buf.SetPresentationTimestamp(pts)
 	ret := src.PushBuffer(buf)
 	runtime.KeepAlive(buf)
 	runtime.KeepAlive(src) // an input removed meanwhile: its appsrc must outlive the push
@@ -275,7 +273,8 @@ func (g *graph) stop() {
 	_ = g.pipeline.SetState(gst.StateNull)
 	// go-gst passes the C pointer and lets go of its wrapper: when this was the graph's last use
 	// (a sender's Close), the garbage collector could finalize the wrapper during the state change,
-	// drop the pipeline's last reference and dispose it half-way to NULL (SIGSEGV; seen in CI while
-	// a stream destination was retried). The wrapper stays alive until the state change is done.
+	// drop the pipeline's last reference and dispose it half-way to NULL (SIGSEGV, reproduced by
+	// TestStreamSenderChurn; a job died in CI while a stream destination was retried). The wrapper
+	// stays alive until the state change is done.
 	runtime.KeepAlive(g.pipeline)
 }

@@ -198,7 +198,8 @@ func TestImages(t *testing.T) {
 // 10 s while the garbage collector runs every 5 ms, as a destination that is retried does. Before
 // the wrappers were kept alive across their last C call (graph.stop, pushBytes), and while
 // rtmp2sink connected asynchronously, this crashed the process within seconds (SIGSEGV, heap
-// corruption): a job process died that way in CI. Every sender must report the refusal.
+// corruption), as a job process in CI died while retrying a refused destination. Every sender must
+// report the refusal.
 func TestStreamSenderChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 s stress")

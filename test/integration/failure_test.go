@@ -136,7 +136,7 @@ func TestJobCrashIsolation(t *testing.T) {
 	failed := waitEvent(t, s, ids[0], "egress_ended", 10*time.Second)
 	t.Logf("crashed job: %q", failed.Error)
 	if failed.Status != livekit.EgressStatus_EGRESS_FAILED || !strings.Contains(failed.Error, "exit status 2") || !strings.Contains(failed.Error, "SIGQUIT: quit") {
-		t.Fatalf("killed job: %s %q", failed.Status, failed.Error)
+		t.Fatalf("crashed job: %s %q", failed.Status, failed.Error)
 	}
 	time.Sleep(2 * time.Second) // the survivor keeps recording after the crash
 	if _, err := s.Egress().StopEgress(ctx(t), &livekit.StopEgressRequest{EgressId: ids[1]}); err != nil {
