@@ -83,6 +83,7 @@ type drawn struct {
 
 // NewComposer starts the composite with only its background.
 func NewComposer(plan ComposePlan) (*Composer, error) {
+	keepFramesOutOfArenas()
 	var b stringsBuilder
 	if !plan.AudioOnly {
 		b.f("%s ! queue ! %s ", canvas("", plan.Background, plan.Width, plan.Height, plan.Framerate, 100*time.Millisecond),

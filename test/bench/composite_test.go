@@ -32,7 +32,7 @@ func benchComposite(b *testing.B, simulcast bool, atOnce []int) {
 	window := 20 * time.Second
 	s := stack.New(b)
 	// composite_cpu_cost low so that the at-once part is admitted.
-	w := s.StartWorker(b, "worker", "capacity: {composite_cpu_cost: 0.3}\n")
+	w := s.StartWorker(b, "worker", "capacity: {composite_cpu_cost: 0.3}\n", os.Getenv("BENCH_WORKER_ENV"))
 	s.CreateRoom(b, "cbench")
 	for _, id := range []string{"a", "b"} {
 		s.Publish(b, "cbench", id, stack.Media{Name: "cam", Codec: "h264720", Simulcast: simulcast, Seconds: 90}, stack.Media{Name: "mic", Codec: "opus", Seconds: 90})
